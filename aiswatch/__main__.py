@@ -1,0 +1,3 @@
+from aiswatch.cli import main
+
+main()

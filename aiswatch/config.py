@@ -1,0 +1,105 @@
+"""Configuration: one TOML file plus ``AISWATCH_*`` environment variables.
+
+Precedence, highest first: keyword arguments (the CLI), environment variables
+(nested with ``__``: ``AISWATCH_INGEST__DEDUP_WINDOW_S=10``), the TOML file
+(``--config FILE`` or ``AISWATCH_CONFIG``), then the defaults below. Secrets
+such as the database URL's password are ``SecretStr`` and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ingest.errors import ConfigError
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: The same payload heard again within this many seconds is a duplicate (0: off).
+    dedup_window_s: float = Field(30.0, ge=0)
+    #: A multi-part message not complete within this many seconds is an orphan.
+    fragment_timeout_s: float = Field(10.0, gt=0)
+    #: Rows per database batch, and the longest a row waits for its batch.
+    batch_rows: int = Field(5000, ge=1)
+    batch_delay_s: float = Field(1.0, gt=0)
+    #: Chunks of records waiting for the writer before readers are held back.
+    queue_chunks: int = Field(8, ge=1)
+
+
+class StorageSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Use TimescaleDB when the extension is available (auto), always (on), never (off).
+    timescaledb: Literal["auto", "on", "off"] = "auto"
+    #: Native partitioning: daily partitions created this many days ahead.
+    partitions_ahead_days: int = Field(3, ge=0)
+    #: Drop positions older than this many days (None: keep everything).
+    retention_days: int | None = Field(None, ge=1)
+    #: TimescaleDB: compress chunks older than this many days.
+    compress_after_days: int = Field(7, ge=1)
+    pool_max_size: int = Field(4, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AISWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    #: PostgreSQL URL; unset means an embedded server in ``data_dir``.
+    database_url: SecretStr | None = None
+    #: Where aiswatch keeps its own files (embedded database, spool).
+    data_dir: Path = Path(platformdirs.user_data_dir("aiswatch"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    log_format: Literal["text", "json"] = "text"
+    ingest: IngestSettings = IngestSettings()
+    storage: StorageSettings = StorageSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("AISWATCH_CONFIG")
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if toml_file:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)),)
+        return sources
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings; raise :class:`ConfigError` naming the bad setting."""
+    if config is not None:
+        os.environ["AISWATCH_CONFIG"] = str(config)
+    path = os.environ.get("AISWATCH_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror or exc}", setting="config") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: not valid TOML: {exc}", setting="config") from exc
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        setting = ".".join(str(part) for part in error["loc"])
+        where = f" (in {path})" if path else ""
+        raise ConfigError(f"setting {setting}{where}: {error['msg']}", setting=setting) from exc

@@ -1,0 +1,93 @@
+"""Multi-part reassembly: fragments in, whole payloads out. Pure, no I/O.
+
+Fragments of one message are keyed on the tag-block group when present, else
+on (fragment count, sequence id, channel), as ITU-R M.1371 and gpsd do.
+Sequence ids are reused every ten messages, so a group that does not complete
+is an orphan: it expires after ``timeout_s`` of the caller's clock, or when a
+fragment number it already holds arrives again, or when too many groups are
+open. Fragments may arrive out of order within a group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ingest.nmea import Sentence
+
+GroupKey = tuple[bytes, ...]
+
+
+@dataclass(slots=True)
+class _Group:
+    started: float
+    fragments: dict[int, Sentence] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Assembled:
+    """A whole message: its payload, fill bits and the fragments it came from."""
+
+    payload: bytes
+    fill_bits: int
+    first: Sentence
+    fragments: int
+
+
+class FragmentAssembler:
+    """Joins fragments; reports orphans through :meth:`take_orphans`."""
+
+    def __init__(self, *, timeout_s: float = 10.0, max_open: int = 10_000) -> None:
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be positive")
+        self.timeout_s = timeout_s
+        self.max_open = max_open
+        self._open: dict[GroupKey, _Group] = {}
+        self._orphans = 0
+
+    def add(self, sentence: Sentence, now: float) -> Assembled | None:
+        """Add a fragment received at ``now``; return the message once complete."""
+        if sentence.group is not None:
+            key: GroupKey = (b"g", sentence.group)
+        else:
+            key = (bytes((48 + sentence.frag_count,)), sentence.seq_id, sentence.channel)
+        group = self._open.get(key)
+        if group is not None and (
+            sentence.frag_num in group.fragments or now - group.started > self.timeout_s
+        ):
+            self._orphans += len(self._open.pop(key).fragments)
+            group = None
+        if group is None:
+            self._expire(now)
+            group = self._open[key] = _Group(now)
+        group.fragments[sentence.frag_num] = sentence
+        if len(group.fragments) < sentence.frag_count:
+            return None
+        del self._open[key]
+        parts = [group.fragments[i] for i in range(1, sentence.frag_count + 1)]
+        return Assembled(
+            b"".join(p.payload for p in parts), parts[-1].fill_bits, parts[0], len(parts)
+        )
+
+    def _expire(self, now: float) -> None:
+        # Groups are kept in insertion order, so the oldest come first.
+        while self._open:
+            key, group = next(iter(self._open.items()))
+            if now - group.started <= self.timeout_s and len(self._open) < self.max_open:
+                break
+            self._orphans += len(group.fragments)
+            del self._open[key]
+
+    def take_orphans(self) -> int:
+        """Fragments dropped as orphans since the last call."""
+        orphans, self._orphans = self._orphans, 0
+        return orphans
+
+    def flush(self) -> int:
+        """End of stream: every open group is an orphan. Returns all orphans."""
+        self._orphans += sum(len(g.fragments) for g in self._open.values())
+        self._open.clear()
+        return self.take_orphans()
+
+    def __iter__(self) -> Iterator[GroupKey]:
+        return iter(self._open)

@@ -1,0 +1,222 @@
+"""Payloads to records, with pyais doing the bit decoding. Pure, no I/O.
+
+What this adds to pyais, each measured against gpsd on the shared captures:
+
+* length checks (pyais decodes short or long position reports; gpsd and we do
+  not): types 1-3 and 18 are 168 bits, 19 is 312, 27 is 96 to 168, 5 is at
+  least 420 (many transmitters send 420 or 422: gpsd accepts them too), 24 is
+  at least 160;
+* "not available" codes become ``None`` (lat 91, lon 181, speed 102.3 kn,
+  course 360, heading 511, type 27's speed 63 and course 511);
+* text fields are cut at the first ``@`` (pyais keeps the padding);
+* ship type is read from the bits, reserved codes kept (pyais maps them to 0).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from pyais.bit_vector import bit_vector
+from pyais.messages import MSG_CLASS
+
+from ingest.records import Position, StaticReport
+
+_ARMOR: Final = tuple((c - 48 - 8 if c - 48 > 40 else c - 48) if 48 <= c <= 119 else 0 for c in range(256))
+
+#: (least, most) payload bits for each stored message type.
+BIT_LENGTHS: Final[dict[int, tuple[int, int]]] = {
+    1: (168, 168),
+    2: (168, 168),
+    3: (168, 168),
+    18: (168, 168),
+    19: (312, 312),
+    27: (96, 168),
+    5: (420, 432),
+    24: (160, 168),
+}
+
+#: Bit offsets of the 8-bit ship type, read raw to keep reserved codes.
+_SHIP_TYPE_OFFSET: Final = {5: 232, 19: 263, 24: 40}
+
+
+class DecodeError(ValueError):
+    """A payload that cannot be a valid message; ``reason`` is for the counters."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def message_type(payload: bytes) -> int:
+    """The AIS message type: the first six bits of the payload."""
+    return _ARMOR[payload[0]]
+
+
+def check_length(msg_type: int, payload: bytes, fill_bits: int) -> None:
+    """Raise DecodeError("length") if the payload cannot be a ``msg_type``."""
+    bits = len(payload) * 6 - fill_bits
+    least, most = BIT_LENGTHS[msg_type]
+    if not least <= bits <= most:
+        raise DecodeError("length", f"type {msg_type} with {bits} bits")
+
+
+def decode_payload(payload: bytes, fill_bits: int) -> Any:
+    """pyais's decoded message for a whole payload."""
+    bits = bit_vector(payload, fill_bits)
+    return MSG_CLASS[bits.get(0, 6)].from_vector(bits)
+
+
+def text(value: str | None) -> str | None:
+    """An AIS text field cut at the first ``@`` and trimmed; None if empty."""
+    if value is None:
+        return None
+    cut = value.find("@")
+    if cut >= 0:
+        value = value[:cut]
+    value = value.strip()
+    return value or None
+
+
+def payload_crc(payload: bytes) -> int:
+    """A stable 32-bit key of the payload (CRC-32)."""
+    return zlib.crc32(payload)
+
+
+def _lat_lon(lat: float, lon: float) -> tuple[float | None, float | None]:
+    if not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
+        # 91/181 are "not available"; anything else out of range is no position.
+        return None, None
+    return lat, lon
+
+
+def to_position(msg: Any, ts: float, station: str | None, crc: int, sentences: int) -> Position:
+    """A :class:`Position` from a decoded type 1, 2, 3, 18, 19 or 27 message."""
+    msg_type = msg.msg_type
+    lat, lon = _lat_lon(msg.lat, msg.lon)
+    speed = msg.speed
+    course = msg.course
+    if msg_type == 27:
+        speed = None if speed >= 63 else float(speed)
+        course = None if course >= 360 else float(course)
+        heading = turn = second = None
+        accuracy = bool(msg.accuracy)
+        status: int | None = int(msg.status)
+    else:
+        speed = None if speed >= 102.25 else speed
+        course = None if course >= 360.0 else course
+        heading = msg.heading
+        if heading >= 360:
+            heading = None
+        second = msg.second
+        if second >= 60:
+            second = None
+        accuracy = bool(msg.accuracy)
+        if msg_type <= 3:
+            status = int(msg.status)
+            raw_turn = msg.turn
+            # pyais gives TurnRate members for -128 (not available) and +-127
+            # (turning fast, no rate): neither is a rate.
+            turn = None if type(raw_turn) is not float else raw_turn
+        else:
+            status = None
+            turn = None
+    return Position(
+        datetime.fromtimestamp(ts, UTC),
+        msg.mmsi,
+        msg_type,
+        lat,
+        lon,
+        speed,
+        course,
+        heading,
+        status,
+        turn,
+        accuracy,
+        second,
+        station,
+        crc,
+        sentences,
+    )
+
+
+def to_static(msg: Any, payload: bytes, fill_bits: int, ts: float, sentences: int) -> StaticReport:
+    """A :class:`StaticReport` from a decoded type 5, 19 or 24 message.
+
+    Type 24 part A carries only the name and part B only the rest; joining the
+    two is the caller's job (see :class:`ingest.pipeline.LineDecoder`).
+    """
+    msg_type = msg.msg_type
+    when = datetime.fromtimestamp(ts, UTC)
+    ship_type = None
+    offset = _SHIP_TYPE_OFFSET[msg_type]
+    if msg_type != 24 or msg.partno == 1:
+        ship_type = bit_vector(payload, fill_bits).get(offset, 8) or None
+    imo = callsign = destination = eta = draught = None
+    shipname = None
+    dims: tuple[int | None, ...] = (None, None, None, None)
+    if msg_type == 5:
+        imo = msg.imo or None
+        callsign = text(msg.callsign)
+        shipname = text(msg.shipname)
+        destination = text(msg.destination)
+        draught = msg.draught or None
+        eta = eta_from(when, msg.month, msg.day, msg.hour, msg.minute)
+        dims = (msg.to_bow, msg.to_stern, msg.to_port, msg.to_starboard)
+    elif msg_type == 19:
+        shipname = text(msg.shipname)
+        dims = (msg.to_bow, msg.to_stern, msg.to_port, msg.to_starboard)
+    elif msg.partno == 0:
+        shipname = text(msg.shipname)
+    else:
+        callsign = text(msg.callsign)
+        if not str(msg.mmsi).startswith("98"):  # auxiliary craft send a mothership MMSI
+            dims = (msg.to_bow, msg.to_stern, msg.to_port, msg.to_starboard)
+    to_bow, to_stern, to_port, to_starboard = (d or None for d in dims)
+    return StaticReport(
+        when,
+        msg.mmsi,
+        msg_type,
+        imo,
+        callsign,
+        shipname,
+        ship_type,
+        to_bow,
+        to_stern,
+        to_port,
+        to_starboard,
+        draught,
+        destination,
+        eta,
+        sentences,
+    )
+
+
+def eta_from(when: datetime, month: int, day: int, hour: int, minute: int) -> datetime | None:
+    """The occurrence of an AIS ETA (no year) nearest to ``when``, or None.
+
+    Month 0, day 0, hour 24 or minute 60 mean "not available"; an ETA is taken
+    to lie within six months either side of the report.
+    """
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60):
+        return None
+    for year in (when.year, when.year + 1, when.year - 1):
+        try:
+            eta = datetime(year, month, day, hour, minute, tzinfo=UTC)
+        except ValueError:
+            return None
+        if abs(eta - when) <= timedelta(days=183):
+            return eta
+    return None
+
+
+def refine_to_second(received: float, second: int | None) -> float:
+    """The latest whole second at or before ``received`` whose seconds field is
+    ``second`` (the AIS UTC second), assuming less than a minute of delay."""
+    whole = math.floor(received)
+    if second is None:
+        return float(whole)
+    return float(whole - (whole - second) % 60)

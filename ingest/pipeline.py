@@ -1,0 +1,243 @@
+"""Lines to records: parse, time, reassemble, de-duplicate, decode. Pure.
+
+:class:`LineDecoder` is the whole ingest logic of one source, free of I/O: the
+source hands it lines with the time they were read, and takes back positions
+and static reports. Every line ends in exactly one outcome, counted in
+:class:`IngestStats`: stored (or, after the database has spoken, already
+stored), duplicate, filtered, or malformed with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from ingest.assembly import Assembled, FragmentAssembler
+from ingest.decode import (
+    DecodeError,
+    check_length,
+    decode_payload,
+    message_type,
+    payload_crc,
+    refine_to_second,
+    to_position,
+    to_static,
+)
+from ingest.dedup import DuplicateWindow
+from ingest.nmea import FILTERED, MALFORMED, GatehouseTime, Sentence, Skip, parse_line
+from ingest.records import POSITION_TYPES, STATIC_TYPES, Position, StaticReport
+
+log = logging.getLogger(__name__)
+
+#: Event times more than this far ahead of the receive clock are rejected.
+MAX_FUTURE_S: Final = 86_400.0
+#: How many examples of each malformed reason are logged and kept per source.
+EXAMPLES_PER_REASON: Final = 3
+
+
+@dataclass
+class IngestStats:
+    """What happened to every line of one source.
+
+    ``lines == stored + already_stored + duplicate + filtered + malformed +
+    pending`` at all times, where ``pending`` lines wait for the rest of their
+    message or for the database. ``already_stored`` lines were read before (a
+    replay) and found in the database.
+    """
+
+    source: str
+    lines: int = 0
+    accepted: int = 0
+    stored: int = 0
+    already_stored: int = 0
+    duplicate: int = 0
+    filtered: Counter[str] = field(default_factory=Counter)
+    malformed: Counter[str] = field(default_factory=Counter)
+    messages_by_type: Counter[int] = field(default_factory=Counter)
+    positions: int = 0
+    positions_stored: int = 0
+    static_reports: int = 0
+    identity_changes: int = 0
+    #: First few (line number, detail) of each malformed reason.
+    examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    #: Errors that stopped the source (an unreadable file), with what and where.
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def pending(self) -> int:
+        """Lines read but not yet resolved: partial messages, or unwritten."""
+        resolved = (
+            self.stored
+            + self.already_stored
+            + self.duplicate
+            + sum(self.filtered.values())
+            + sum(self.malformed.values())
+        )
+        return self.lines - resolved
+
+    def note_malformed(self, reason: str, count: int, lineno: int, detail: str) -> None:
+        self.malformed[reason] += count
+        seen = self.examples.setdefault(reason, [])
+        if len(seen) < EXAMPLES_PER_REASON:
+            seen.append((lineno, detail))
+            log.warning(
+                "%s: line %d: malformed (%s)%s", self.source, lineno, reason, f": {detail}" if detail else ""
+            )
+
+    def merge(self, other: IngestStats) -> None:
+        """Add ``other``'s counts (for totals over several sources)."""
+        for name in (
+            "lines accepted stored already_stored duplicate positions positions_stored"
+            " static_reports identity_changes"
+        ).split():
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.filtered.update(other.filtered)
+        self.malformed.update(other.malformed)
+        self.messages_by_type.update(other.messages_by_type)
+        self.errors.extend(other.errors)
+        for reason, seen in other.examples.items():
+            mine = self.examples.setdefault(reason, [])
+            mine.extend(seen[: EXAMPLES_PER_REASON - len(mine)])
+
+
+class LineDecoder:
+    """The ingest logic of one source. Feed lines, take records.
+
+    ``received`` (UNIX seconds) is the caller's clock: the time the lines were
+    read. It stamps messages that carry no time of their own and drives the
+    expiry of orphan fragments, so replays and tests control time fully.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        dedup_window_s: float = 30.0,
+        fragment_timeout_s: float = 10.0,
+    ) -> None:
+        self.stats = IngestStats(source)
+        self._assembler = FragmentAssembler(timeout_s=fragment_timeout_s)
+        self._dedup = DuplicateWindow(window_s=dedup_window_s)
+        self._gatehouse: GatehouseTime | None = None
+        self._type24: dict[int, dict[int, StaticReport]] = {}
+        self._positions: list[Position] = []
+        self._statics: list[StaticReport] = []
+        self._lineno = 0
+
+    def feed(self, lines: Iterable[bytes], received: float) -> None:
+        """Decode ``lines`` read at ``received``; records accumulate for :meth:`take`."""
+        stats = self.stats
+        for line in lines:
+            self._lineno += 1
+            stats.lines += 1
+            parsed = parse_line(line)
+            if type(parsed) is Sentence:
+                self._sentence(parsed, received)
+            elif type(parsed) is GatehouseTime:
+                self._gatehouse = parsed
+                stats.filtered["gatehouse_time"] += 1
+            else:
+                assert isinstance(parsed, Skip)
+                if parsed.outcome == FILTERED:
+                    stats.filtered[parsed.reason] += 1
+                else:
+                    stats.note_malformed(parsed.reason, 1, self._lineno, parsed.detail)
+        orphans = self._assembler.take_orphans()
+        if orphans:
+            stats.note_malformed("orphan_fragment", orphans, self._lineno, "incomplete multi-part message")
+
+    def take(self) -> tuple[list[Position], list[StaticReport]]:
+        """The records decoded since the last call."""
+        positions, statics = self._positions, self._statics
+        self._positions, self._statics = [], []
+        return positions, statics
+
+    def close(self) -> None:
+        """End of stream: incomplete messages are orphans."""
+        orphans = self._assembler.flush()
+        if orphans:
+            self.stats.note_malformed("orphan_fragment", orphans, self._lineno, "stream ended mid-message")
+
+    def _sentence(self, sentence: Sentence, received: float) -> None:
+        time = sentence.time
+        if self._gatehouse is not None:
+            if time is None:
+                time = self._gatehouse.time
+                sentence = sentence._replace(time=time)
+            self._gatehouse = None
+        if time is not None and time > received + MAX_FUTURE_S:
+            self.stats.note_malformed("timestamp", 1, self._lineno, "event time in the future")
+            return
+        if sentence.frag_count == 1:
+            self._message(sentence.payload, sentence.fill_bits, sentence, 1, time, received)
+            return
+        assembled: Assembled | None = self._assembler.add(sentence, received)
+        if assembled is not None:
+            # A message is timed by its first fragment (the tag block or $PGHP before it).
+            first = assembled.first
+            self._message(
+                assembled.payload, assembled.fill_bits, first, assembled.fragments, first.time, received
+            )
+
+    def _message(
+        self,
+        payload: bytes,
+        fill_bits: int,
+        first: Sentence,
+        sentences: int,
+        time: float | None,
+        received: float,
+    ) -> None:
+        stats = self.stats
+        msg_type = message_type(payload)
+        stats.messages_by_type[msg_type] += 1
+        if msg_type not in POSITION_TYPES and msg_type not in STATIC_TYPES:
+            stats.filtered["type_not_stored"] += sentences
+            return
+        if self._dedup.is_duplicate(payload, received if time is None else time):
+            stats.duplicate += sentences
+            return
+        try:
+            check_length(msg_type, payload, fill_bits)
+            msg = decode_payload(payload, fill_bits)
+        except DecodeError as exc:
+            stats.note_malformed(exc.reason, sentences, self._lineno, exc.detail)
+            return
+        except Exception as exc:  # pyais raises many kinds on bad bits
+            stats.note_malformed("decode", sentences, self._lineno, f"{type(exc).__name__}: {exc}")
+            return
+        if time is None:
+            second = getattr(msg, "second", None)
+            time = refine_to_second(received, second if second is not None and second < 60 else None)
+        stats.accepted += sentences
+        if msg_type in POSITION_TYPES:
+            self._positions.append(to_position(msg, time, first.station, payload_crc(payload), sentences))
+            stats.positions += 1
+            sentences = 0  # a type 19's lines are accounted with its position
+        if msg_type in STATIC_TYPES:
+            report = to_static(msg, payload, fill_bits, time, sentences)
+            if msg_type == 24:
+                report = self._join_type24(report, msg.partno)
+            self._statics.append(report)
+            stats.static_reports += 1
+
+    def _join_type24(self, report: StaticReport, part: int) -> StaticReport:
+        """Merge a type 24 part with the latest other part of the same MMSI."""
+        parts = self._type24.pop(report.mmsi, {})
+        parts[part] = report
+        self._type24[report.mmsi] = parts  # most recent last, for LRU eviction
+        if len(self._type24) > 100_000:
+            del self._type24[next(iter(self._type24))]
+        other = parts.get(1 - part)
+        if other is None:
+            return report
+        return report._replace(
+            **{
+                name: getattr(other, name)
+                for name in ("shipname", "callsign", "ship_type", "to_bow", "to_stern", "to_port", "to_starboard")
+                if getattr(report, name) is None
+            }
+        )

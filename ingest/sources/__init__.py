@@ -1,0 +1,1 @@
+"""Asyncio sources: where lines come from. The only I/O in ``ingest``."""

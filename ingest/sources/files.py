@@ -1,0 +1,85 @@
+"""Recorded files: plain or gzip (told by their first bytes, not their name),
+or ``-`` for standard input.
+
+Files are read in large chunks in a worker thread, so the event loop stays free
+for the writer, and split into lines here. A line longer than
+``max_line_bytes`` (binary garbage, a stream with no newlines) is not kept in
+memory: its first bytes are passed on, so the decoder counts it as malformed
+(``line_too_long``), and the rest is skipped up to the next newline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import sys
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from ingest.errors import SourceError
+from ingest.nmea import MAX_LINE_BYTES
+
+CHUNK_BYTES: Final = 1 << 20
+GZIP_MAGIC: Final = b"\x1f\x8b"
+
+
+def source_name(path: str) -> str:
+    """How a file is named in counters and logs."""
+    return "stdin" if path == "-" else f"file:{Path(path).name}"
+
+
+def _open(path: str) -> BinaryIO:
+    if path == "-":
+        raw: BinaryIO = sys.stdin.buffer
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by read_lines
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+async def read_lines(
+    path: str, *, chunk_bytes: int = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
+) -> AsyncIterator[list[bytes]]:
+    """Yield the lines of ``path`` in lists, one list per chunk read.
+
+    Raises :class:`SourceError` (with the path and the reason) when the file
+    cannot be opened or a compressed stream is corrupt; lines yielded before a
+    mid-file error have been read and stay valid.
+    """
+    name = source_name(path)
+    try:
+        stream = await asyncio.to_thread(_open, path)
+    except OSError as exc:
+        raise SourceError(f"{path}: {exc.strerror or exc}", source=name) from exc
+    carry = b""
+    skipping = False
+    try:
+        while True:
+            try:
+                chunk = await asyncio.to_thread(stream.read, chunk_bytes)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise SourceError(f"{path}: cannot read: {exc}", source=name) from exc
+            if not chunk:
+                break
+            lines = chunk.split(b"\n")
+            lines[0] = carry + lines[0]
+            carry = lines.pop()
+            if skipping and lines:
+                lines.pop(0)  # the end of a too-long line
+                skipping = False
+            if len(carry) > max_line_bytes:
+                if not skipping:
+                    lines.append(carry[: max_line_bytes + 1])  # counted as line_too_long
+                skipping = True
+                carry = b""
+            if lines:
+                yield lines
+        if carry and not skipping:
+            yield [carry]
+    finally:
+        if stream is not sys.stdin.buffer:
+            await asyncio.to_thread(stream.close)

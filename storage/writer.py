@@ -1,0 +1,260 @@
+"""Batched writes: records in through a bounded queue, binary COPY out.
+
+``RecordWriter`` is an async context manager running one task. Producers
+``await put(...)`` a chunk of records with the counters of their source; a full
+queue makes them wait (backpressure), so memory stays flat whatever the input
+size. The task gathers chunks until ``batch_rows`` rows or ``max_delay_s``
+seconds, then, in one transaction per batch:
+
+1. COPYs each source's positions into a temporary stage (binary format),
+2. inserts them into ``positions`` with ``ON CONFLICT DO NOTHING`` (a replayed
+   message is found, counted as already stored, and not written twice),
+3. COPYs static reports into their stage and merges them into the vessel
+   identity history (``aiswatch_apply_static``),
+4. adds the source's new line counts to ``source_counters``.
+
+Counts reach the source's :class:`~ingest.pipeline.IngestStats` only after the
+commit, so "stored" means committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from types import TracebackType
+from typing import Final
+
+import psycopg
+
+from ingest.errors import StorageError
+from ingest.pipeline import IngestStats
+from ingest.records import Position, StaticReport
+from storage.database import Database
+
+log = logging.getLogger(__name__)
+
+POSITION_COLUMNS: Final = [
+    "timestamptz", "int4", "int2", "float8", "float8", "float4", "float4",
+    "int2", "int2", "float4", "bool", "int2", "text", "int8", "int2",
+]  # fmt: skip
+STATIC_COLUMNS: Final = [
+    "timestamptz", "int4", "int2", "int4", "text", "text", "int2", "int2",
+    "int2", "int2", "int2", "float4", "text", "timestamptz", "int2",
+]  # fmt: skip
+_COLUMNS: Final = (
+    "ts, mmsi, msg_type, lat, lon, speed, course, heading, status, turn, accuracy, second, station, payload_crc"
+)
+_INSERT_POSITIONS: Final = (
+    f"INSERT INTO positions ({_COLUMNS}) SELECT {_COLUMNS} FROM positions_stage ON CONFLICT DO NOTHING"
+)
+# Only when some rows conflicted: which lines did this transaction store?
+_STORED_LINES: Final = """
+SELECT coalesce(sum(s.sentences), 0) FROM positions_stage s
+JOIN positions p USING (mmsi, ts, payload_crc)
+WHERE p.xmin = pg_current_xact_id()::xid
+"""
+_ADD_COUNTERS: Final = """
+INSERT INTO source_counters (source, outcome, reason, lines) VALUES (%s, %s, %s, %s)
+ON CONFLICT (source, outcome, reason)
+DO UPDATE SET lines = source_counters.lines + EXCLUDED.lines, updated_at = now()
+"""
+#: Transient database errors are retried this many times before giving up.
+RETRIES: Final = 5
+
+
+@dataclass
+class _Pending:
+    stats: IngestStats
+    positions: list[Position] = field(default_factory=list)
+    statics: list[StaticReport] = field(default_factory=list)
+
+
+@dataclass
+class WriterStats:
+    """What the writer did, for logs and metrics."""
+
+    batches: int = 0
+    rows: int = 0
+    retries: int = 0
+    last_flush_s: float = 0.0
+
+
+def counter_snapshot(stats: IngestStats) -> Counter[tuple[str, str]]:
+    """A source's line counts by (outcome, reason), as ``source_counters`` keeps them."""
+    snapshot: Counter[tuple[str, str]] = Counter(
+        {
+            ("stored", ""): stats.stored,
+            ("already_stored", ""): stats.already_stored,
+            ("duplicate", ""): stats.duplicate,
+        }
+    )
+    snapshot.update({("filtered", r): n for r, n in stats.filtered.items()})
+    snapshot.update({("malformed", r): n for r, n in stats.malformed.items()})
+    return snapshot
+
+
+class RecordWriter:
+    """Writes records to the database in batches; see the module docs."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        batch_rows: int = 5000,
+        max_delay_s: float = 1.0,
+        queue_chunks: int = 8,
+    ) -> None:
+        if batch_rows < 1 or max_delay_s <= 0 or queue_chunks < 1:
+            raise ValueError("batch_rows, max_delay_s and queue_chunks must be positive")
+        self.db = db
+        self.batch_rows = batch_rows
+        self.max_delay_s = max_delay_s
+        self.stats = WriterStats()
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(queue_chunks)
+        self._task: asyncio.Task[None] | None = None
+        self._persisted: dict[str, Counter[tuple[str, str]]] = {}
+
+    async def __aenter__(self) -> RecordWriter:
+        self._task = asyncio.create_task(self._run(), name="aiswatch-writer")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._task is not None
+        if self._task.done():
+            await self._task  # re-raise the writer's failure
+            return
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self._task.cancel()  # cancelled or interrupted: do not wait on the database
+        else:
+            await self._queue.put(None)  # drain: everything queued is written first
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            if exc_type is None:
+                raise
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def put(
+        self, stats: IngestStats, positions: list[Position], statics: list[StaticReport]
+    ) -> None:
+        """Queue one source's records (and counters) for writing."""
+        if self._task is not None and self._task.done():
+            await self._task  # the writer died: surface its error to the producer
+        await self._queue.put(_Pending(stats, positions, statics))
+
+    async def _run(self) -> None:
+        pending: dict[str, _Pending] = {}
+        rows = 0
+        started = 0.0
+        closing = False
+        while not closing:
+            timeout = None if not pending else max(0.0, started + self.max_delay_s - time.monotonic())
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                item = _Pending(IngestStats(""))  # age reached: flush what we have
+            if item is None:
+                closing = True
+            elif item.stats.source:
+                if not pending:
+                    started = time.monotonic()
+                batch = pending.setdefault(item.stats.source, _Pending(item.stats))
+                batch.positions.extend(item.positions)
+                batch.statics.extend(item.statics)
+                rows += len(item.positions) + len(item.statics)
+                if rows < self.batch_rows and time.monotonic() - started < self.max_delay_s:
+                    continue
+            if pending:
+                await self._flush(list(pending.values()))
+                pending.clear()
+                rows = 0
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        began = time.perf_counter()
+        for attempt in range(RETRIES + 1):
+            try:
+                results = await self._write(batch)
+                break
+            except psycopg.OperationalError as exc:
+                if attempt == RETRIES:
+                    raise StorageError(f"database write failed after {RETRIES} retries: {exc}") from exc
+                self.stats.retries += 1
+                delay = min(8.0, 0.25 * 2**attempt)
+                log.warning("database: write failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+        for item, (stored, already, snapshot, changes, stored_positions) in zip(batch, results, strict=True):
+            item.stats.stored += stored
+            item.stats.already_stored += already
+            item.stats.identity_changes += changes
+            item.stats.positions_stored += stored_positions
+            self._persisted[item.stats.source] = snapshot
+        self.stats.batches += 1
+        self.stats.rows += sum(len(i.positions) + len(i.statics) for i in batch)
+        self.stats.last_flush_s = time.perf_counter() - began
+
+    async def _write(
+        self, batch: list[_Pending]
+    ) -> list[tuple[int, int, Counter[tuple[str, str]], int, int]]:
+        days: set[date] = set()
+        for item in batch:
+            days.update({p.ts.date() for p in item.positions})
+        results = []
+        async with self.db.pool.connection() as conn:
+            await self.db.partitions.ensure(conn, days)
+            async with conn.transaction(), conn.cursor() as cur:
+                for item in batch:
+                    results.append(await self._write_source(cur, item))
+        return results
+
+    async def _write_source(
+        self, cur: psycopg.AsyncCursor[tuple[object, ...]], item: _Pending
+    ) -> tuple[int, int, Counter[tuple[str, str]], int, int]:
+        stored = already = changes = inserted = 0
+        if item.positions:
+            async with cur.copy("COPY positions_stage FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(POSITION_COLUMNS)
+                for position in item.positions:
+                    await copy.write_row(position)
+            await cur.execute(_INSERT_POSITIONS)
+            inserted = cur.rowcount
+            lines = sum(p.sentences for p in item.positions)
+            if inserted == len(item.positions):
+                stored_lines = lines
+            else:
+                await cur.execute(_STORED_LINES)
+                stored_lines = int((await cur.fetchone() or (0,))[0])
+            stored += stored_lines
+            already += lines - stored_lines
+            await cur.execute("TRUNCATE positions_stage")
+        if item.statics:
+            async with cur.copy("COPY static_stage FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(STATIC_COLUMNS)
+                for report in item.statics:
+                    await copy.write_row(report)
+            await cur.execute("SELECT changes, already_lines FROM aiswatch_apply_static()")
+            changes, already_static = await cur.fetchone() or (0, 0)
+            already += already_static
+            stored += sum(s.sentences for s in item.statics) - already_static
+            await cur.execute("TRUNCATE static_stage")
+        snapshot = counter_snapshot(item.stats)
+        snapshot[("stored", "")] += stored
+        snapshot[("already_stored", "")] += already
+        delta = snapshot - self._persisted.get(item.stats.source, Counter())
+        if delta:
+            await cur.executemany(
+                _ADD_COUNTERS,
+                [(item.stats.source, outcome, reason, n) for (outcome, reason), n in delta.items()],
+            )
+        return stored, already, snapshot, changes, inserted
