@@ -2,10 +2,12 @@
 
 What this adds to pyais, each measured against gpsd on the shared captures:
 
-* length checks (pyais decodes short or long position reports; gpsd and we do
-  not): types 1-3 and 18 are 168 bits, 19 is 312, 27 is 96 to 168, 5 is at
-  least 420 (many transmitters send 420 or 422: gpsd accepts them too), 24 is
-  at least 160;
+* length checks, as gpsd 3.22 makes them (pyais decodes short messages with
+  missing fields): a message shorter than its type's length is malformed; a
+  longer one is decoded from its first bits (types 1-3 of 204 bits are common
+  from some transponders, with valid positions). Types 1-3 and 18 need 168
+  bits, 19 needs 312, 27 is 96 to 168, 5 needs 420 (many transmitters send 420
+  or 422 instead of 424), 24 needs 160;
 * "not available" codes become ``None`` (lat 91, lon 181, speed 102.3 kn,
   course 360, heading 511, type 27's speed 63 and course 511);
 * text fields are cut at the first ``@`` (pyais keeps the padding);
@@ -28,14 +30,14 @@ _ARMOR: Final = tuple((c - 48 - 8 if c - 48 > 40 else c - 48) if 48 <= c <= 119 
 
 #: (least, most) payload bits for each stored message type.
 BIT_LENGTHS: Final[dict[int, tuple[int, int]]] = {
-    1: (168, 168),
-    2: (168, 168),
-    3: (168, 168),
-    18: (168, 168),
-    19: (312, 312),
+    1: (168, 1008),
+    2: (168, 1008),
+    3: (168, 1008),
+    18: (168, 1008),
+    19: (312, 1008),
     27: (96, 168),
-    5: (420, 432),
-    24: (160, 168),
+    5: (420, 1008),
+    24: (160, 1008),
 }
 
 #: Bit offsets of the 8-bit ship type, read raw to keep reserved codes.
