@@ -122,8 +122,14 @@ def demo(config: ConfigOption = None) -> None:
 
 async def _demo(settings: Settings) -> None:
     capture = resources.files("aiswatch").joinpath("data", DEMO_CAPTURE)
-    where = "embedded PostgreSQL in " + str(settings.data_dir / "postgres") if settings.database_url is None else "the configured database"
-    typer.echo(f"aiswatch demo: replaying {DEMO_CAPTURE} (Danish Maritime Authority, 11 June 2010) into {where}\n")
+    where = (
+        "embedded PostgreSQL in " + str(settings.data_dir / "postgres")
+        if settings.database_url is None
+        else "the configured database"
+    )
+    typer.echo(
+        f"aiswatch demo: replaying {DEMO_CAPTURE} (Danish Maritime Authority, 11 June 2010) into {where}\n"
+    )
     with resources.as_file(capture) as path:
         async with open_database(settings) as db:
             began = time.perf_counter()

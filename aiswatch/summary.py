@@ -45,10 +45,17 @@ def render_total(results: Sequence[IngestStats]) -> str:
 
 
 def render_vessels(vessels: Sequence[VesselSummary]) -> str:
-    head = f"{'MMSI':>10}  {'name':<22} {'IMO':>8} {'call':<8} {'type':>4} {'fixes':>6}  last position (lat, lon) at"
+    head = (
+        f"{'MMSI':>10}  {'name':<22} {'IMO':>8} {'call':<8} {'type':>4} {'fixes':>6}"
+        "  last position (lat, lon) at"
+    )
     rows = [head]
     for v in vessels:
-        where = f"{v.lat:9.5f} {v.lon:10.5f}" if v.lat is not None and v.lon is not None else f"{'-':>9} {'-':>10}"
+        where = (
+            f"{v.lat:9.5f} {v.lon:10.5f}"
+            if v.lat is not None and v.lon is not None
+            else f"{'-':>9} {'-':>10}"
+        )
         rows.append(
             f"{v.mmsi:>10}  {(v.shipname or '-'):<22.22} {(v.imo or '-')!s:>8} {(v.callsign or '-'):<8} "
             f"{(v.ship_type or '-')!s:>4} {v.positions:>6}  {where} {v.last_seen:%Y-%m-%d %H:%M:%S}Z"

@@ -65,9 +65,7 @@ class FragmentAssembler:
             return None
         del self._open[key]
         parts = [group.fragments[i] for i in range(1, sentence.frag_count + 1)]
-        return Assembled(
-            b"".join(p.payload for p in parts), parts[-1].fill_bits, parts[0], len(parts)
-        )
+        return Assembled(b"".join(p.payload for p in parts), parts[-1].fill_bits, parts[0], len(parts))
 
     def _expire(self, now: float) -> None:
         # Groups are kept in insertion order, so the oldest come first.

@@ -39,9 +39,7 @@ _AIS: Final = re.compile(
     rb"!(?:..)VD[MO],([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5])\*([0-9A-Fa-f]{2})"
 )
 _new = tuple.__new__
-_HEX: Final = {f"{i:02X}".encode(): i for i in range(256)} | {
-    f"{i:02x}".encode(): i for i in range(256)
-}
+_HEX: Final = {f"{i:02X}".encode(): i for i in range(256)} | {f"{i:02x}".encode(): i for i in range(256)}
 
 
 class Sentence(NamedTuple):
@@ -141,9 +139,7 @@ def parse_line(line: bytes) -> Sentence | GatehouseTime | Skip:
     return Skip(MALFORMED, "unrecognised", line[:12].decode(errors="replace"))
 
 
-def _parse_ais(
-    line: bytes, time: float | None, station: str | None, group: bytes | None
-) -> Sentence | Skip:
+def _parse_ais(line: bytes, time: float | None, station: str | None, group: bytes | None) -> Sentence | Skip:
     match = _AIS.match(line)
     if match is None:
         return _diagnose(line)
@@ -164,7 +160,7 @@ def _parse_ais(
             time = _epoch(int(last))
             if time is None:
                 return Skip(MALFORMED, "timestamp", last.decode())
-    return _new(  # type: ignore[no-any-return]
+    return _new(
         Sentence,
         (frag_count, frag_num, seq_id, channel, payload, int(fill), expected, time, station, group),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final
 
 from ingest.assembly import Assembled, FragmentAssembler
@@ -27,7 +27,7 @@ from ingest.decode import (
     to_static,
 )
 from ingest.dedup import DuplicateWindow
-from ingest.nmea import FILTERED, MALFORMED, GatehouseTime, Sentence, Skip, parse_line
+from ingest.nmea import FILTERED, GatehouseTime, Sentence, Skip, parse_line
 from ingest.records import POSITION_TYPES, STATIC_TYPES, Position, StaticReport
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,10 @@ class IngestStats:
 
     def merge(self, other: IngestStats) -> None:
         """Add ``other``'s counts (for totals over several sources)."""
-        for name in (
-            "lines accepted stored already_stored duplicate positions positions_stored"
-            " static_reports identity_changes"
-        ).split():
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for item in fields(self):
+            value = getattr(other, item.name)
+            if type(value) is int:
+                setattr(self, item.name, getattr(self, item.name) + value)
         self.filtered.update(other.filtered)
         self.malformed.update(other.malformed)
         self.messages_by_type.update(other.messages_by_type)
@@ -237,7 +236,15 @@ class LineDecoder:
         return report._replace(
             **{
                 name: getattr(other, name)
-                for name in ("shipname", "callsign", "ship_type", "to_bow", "to_stern", "to_port", "to_starboard")
+                for name in (
+                    "shipname",
+                    "callsign",
+                    "ship_type",
+                    "to_bow",
+                    "to_stern",
+                    "to_port",
+                    "to_starboard",
+                )
                 if getattr(report, name) is None
             }
         )

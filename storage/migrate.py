@@ -90,7 +90,7 @@ async def migrate(conn: psycopg.AsyncConnection, *, timescaledb: TimescaleChoice
                 continue
             label = f"{migration.version:04d}_{migration.name}"
             async with conn.transaction():
-                await conn.execute(sql.SQL(migration.for_flavour(flavour)))  # type: ignore[arg-type]
+                await conn.execute(sql.SQL(migration.for_flavour(flavour)))
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name, flavour) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, flavour),
@@ -119,7 +119,9 @@ async def _choose_flavour(conn: psycopg.AsyncConnection, choice: TimescaleChoice
     except psycopg.Error as exc:
         if choice == "on":
             raise StorageError(f"cannot create the timescaledb extension: {exc}") from exc
-        log.warning("database: timescaledb is installed but cannot be created (%s); using native partitioning", exc)
+        log.warning(
+            "database: timescaledb is installed but cannot be created (%s); using native partitioning", exc
+        )
         return "native"
     return "timescaledb"
 

@@ -68,7 +68,12 @@ class PartitionManager:
                     )
                 )
         self._known.update(missing)
-        log.info("database: created %d daily partition(s) of positions, %s to %s", len(missing), missing[0], missing[-1])
+        log.info(
+            "database: created %d daily partition(s) of positions, %s to %s",
+            len(missing),
+            missing[0],
+            missing[-1],
+        )
         return missing
 
     async def maintain(
@@ -99,4 +104,6 @@ class PartitionManager:
         for day in sorted(d for d in self._known if d < horizon):
             await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition_name(day))))
             self._known.discard(day)
-            log.info("database: dropped partition %s (older than %d days)", partition_name(day), retention_days)
+            log.info(
+                "database: dropped partition %s (older than %d days)", partition_name(day), retention_days
+            )

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 
@@ -46,7 +46,8 @@ STATIC_COLUMNS: Final = [
     "int2", "int2", "int2", "float4", "text", "timestamptz", "int2",
 ]  # fmt: skip
 _COLUMNS: Final = (
-    "ts, mmsi, msg_type, lat, lon, speed, course, heading, status, turn, accuracy, second, station, payload_crc"
+    "ts, mmsi, msg_type, lat, lon, speed, course, heading, status, turn, accuracy, second, "
+    "station, payload_crc"
 )
 _INSERT_POSITIONS: Final = (
     f"INSERT INTO positions ({_COLUMNS}) SELECT {_COLUMNS} FROM positions_stage ON CONFLICT DO NOTHING"
@@ -146,9 +147,7 @@ class RecordWriter:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
-    async def put(
-        self, stats: IngestStats, positions: list[Position], statics: list[StaticReport]
-    ) -> None:
+    async def put(self, stats: IngestStats, positions: list[Position], statics: list[StaticReport]) -> None:
         """Queue one source's records (and counters) for writing."""
         if self._task is not None and self._task.done():
             await self._task  # the writer died: surface its error to the producer
@@ -219,7 +218,7 @@ class RecordWriter:
         return results
 
     async def _write_source(
-        self, cur: psycopg.AsyncCursor[tuple[object, ...]], item: _Pending
+        self, cur: psycopg.AsyncCursor[Any], item: _Pending
     ) -> tuple[int, int, Counter[tuple[str, str]], int, int]:
         stored = already = changes = inserted = 0
         if item.positions:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final, cast
 
 from ingest.errors import SourceError
 from ingest.nmea import MAX_LINE_BYTES
@@ -30,14 +31,11 @@ def source_name(path: str) -> str:
     return "stdin" if path == "-" else f"file:{Path(path).name}"
 
 
-def _open(path: str) -> BinaryIO:
-    if path == "-":
-        raw: BinaryIO = sys.stdin.buffer
-    else:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by read_lines
-    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if head == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+def _open(path: str) -> io.BufferedIOBase:
+    # a file is closed by read_lines; stdin is left open
+    raw = cast(io.BufferedReader, sys.stdin.buffer) if path == "-" else open(path, "rb")  # noqa: SIM115
+    if raw.peek(2)[:2] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb")
     return raw
 
 
@@ -60,7 +58,8 @@ async def read_lines(
     try:
         while True:
             try:
-                chunk = await asyncio.to_thread(stream.read, chunk_bytes)
+                # read1: what is there, so a corrupt gzip still yields the lines before the damage
+                chunk = await asyncio.to_thread(stream.read1, chunk_bytes)
             except (OSError, EOFError, zlib.error) as exc:
                 raise SourceError(f"{path}: cannot read: {exc}", source=name) from exc
             if not chunk:

@@ -1,0 +1,36 @@
+"""`aiswatch demo` end to end, on the embedded PostgreSQL it starts itself."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_demo(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISWATCH_")}
+    env["AISWATCH_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "aiswatch", "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_runs_on_embedded_defaults_and_replays_idempotently(tmp_path: Path) -> None:
+    first = run_demo(tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "embedded PostgreSQL" in first.stdout
+    assert re.search(r"lines read +8,551", first.stdout)
+    assert re.search(r"stored +3,899\n", first.stdout)
+    assert "TRANSJORUND" in first.stdout  # a vessel with its identity, from the capture
+    assert "Traceback" not in first.stderr
+    second = run_demo(tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert re.search(r"already stored +3,899", second.stdout)
+    assert "stored nothing twice" in second.stdout

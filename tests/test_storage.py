@@ -1,0 +1,189 @@
+"""Storage on a real PostgreSQL: schema, batched writes, replays, identity history."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from aiswatch.config import Settings
+from aiswatch.service import ingest_paths, new_decoder
+from ingest.errors import StorageError
+from ingest.pipeline import IngestStats
+from ingest.records import StaticReport
+from storage.database import Database
+from storage.writer import RecordWriter, counter_snapshot
+
+DMA = "dma-aislib/stream_example.txt"
+
+
+async def scalar(db: Database, query: str) -> int:
+    async with db.pool.connection() as conn:
+        row = await (await conn.execute(query)).fetchone()  # type: ignore[arg-type]
+        assert row is not None
+        return int(row[0])
+
+
+def assert_accounted(stats: IngestStats) -> None:
+    assert stats.pending == 0
+    assert stats.lines == (
+        stats.stored + stats.already_stored + stats.duplicate
+        + sum(stats.filtered.values()) + sum(stats.malformed.values())
+    )  # fmt: skip
+
+
+async def test_migrations_are_versioned_and_idempotent(empty_database_url: str) -> None:
+    async with Database(empty_database_url, timescaledb="off") as first:
+        assert first.migration is not None
+        assert first.migration.applied == ["0001_vessels", "0002_positions"]
+        assert first.flavour == "native"
+    async with Database(empty_database_url) as second:
+        assert second.migration is not None and second.migration.applied == []
+        assert second.flavour == "native"
+        assert await scalar(second, "SELECT count(*) FROM schema_migrations") == 2
+
+
+async def test_partitions_are_made_ahead_of_today(empty_database_url: str) -> None:
+    async with Database(empty_database_url, timescaledb="off", partitions_ahead_days=2) as db:
+        today = datetime.now(UTC).date()
+        names = {f"positions_p{today + timedelta(days=i):%Y%m%d}" for i in range(3)}
+        async with db.pool.connection() as conn:
+            rows = await (
+                await conn.execute("SELECT relname FROM pg_class WHERE relname LIKE 'positions_p%'")
+            ).fetchall()
+        assert names <= {name for (name,) in rows}
+
+
+async def test_a_capture_is_stored_and_every_line_accounted(
+    settings: Settings, db: Database, shared_data: Path
+) -> None:
+    (stats,) = await ingest_paths(settings, [str(shared_data / DMA)], db)
+    assert_accounted(stats)
+    assert stats.stored > 0 and stats.already_stored == 0
+    assert await scalar(db, "SELECT count(*) FROM positions") == stats.positions_stored == stats.positions
+    # the day of the capture got its partition
+    assert await scalar(db, "SELECT count(*) FROM positions_p20100611") == stats.positions
+    assert await scalar(db, "SELECT count(*) FROM positions WHERE ts::date <> '2010-06-11'") == 0
+    # the counters in the database say the same as the summary
+    async with db.pool.connection() as conn:
+        rows = await (await conn.execute("SELECT outcome, reason, lines FROM source_counters")).fetchall()
+    assert Counter({(o, r): n for o, r, n in rows}) == +counter_snapshot(stats)
+
+
+async def test_the_database_holds_exactly_what_the_decoder_produced(
+    settings: Settings, db: Database, shared_data: Path
+) -> None:
+    path = shared_data / DMA
+    await ingest_paths(settings, [str(path)], db)
+    decoder = new_decoder(settings, "again")
+    decoder.feed(path.read_bytes().splitlines(), time.time())
+    decoder.close()
+    positions, _ = decoder.take()
+    expected = Counter((p.ts, p.mmsi, p.msg_type, p.lat, p.lon, p.heading) for p in positions)
+    async with db.pool.connection() as conn:
+        rows = await (
+            await conn.execute("SELECT ts, mmsi, msg_type, lat, lon, heading FROM positions")
+        ).fetchall()
+    assert Counter(map(tuple, rows)) == expected
+
+
+async def test_replaying_a_timestamped_file_stores_nothing_twice(
+    settings: Settings, db: Database, shared_data: Path
+) -> None:
+    path = str(shared_data / DMA)
+    (first,) = await ingest_paths(settings, [path], db)
+    counts = [
+        await scalar(db, f"SELECT count(*) FROM {t}") for t in ("positions", "vessel_static", "vessels")
+    ]
+    (second,) = await ingest_paths(settings, [path], db)
+    assert_accounted(second)
+    assert second.stored == 0
+    assert second.already_stored == first.stored
+    assert second.identity_changes == 0
+    assert [
+        await scalar(db, f"SELECT count(*) FROM {t}") for t in ("positions", "vessel_static", "vessels")
+    ] == counts
+
+
+async def test_a_replay_with_new_lines_stores_only_the_new(
+    settings: Settings, db: Database, shared_data: Path, tmp_path: Path
+) -> None:
+    lines = (shared_data / DMA).read_bytes().splitlines(keepends=True)
+    half = tmp_path / "half.txt"
+    half.write_bytes(b"".join(lines[: len(lines) // 2]))
+    (part,) = await ingest_paths(settings, [str(half)], db)
+    (whole,) = await ingest_paths(settings, [str(shared_data / DMA)], db)
+    assert_accounted(whole)
+    assert whole.already_stored == part.stored
+    assert await scalar(db, "SELECT count(*) FROM positions") == whole.positions
+
+
+def report(ts: datetime, **fields: object) -> StaticReport:
+    base: dict[str, object] = dict.fromkeys(StaticReport._fields)
+    base.update(ts=ts, mmsi=273456780, msg_type=5, sentences=2)
+    base.update(fields)
+    return StaticReport(**base)  # type: ignore[arg-type]
+
+
+async def write_statics(db: Database, *reports: StaticReport) -> IngestStats:
+    stats = IngestStats("static-test", lines=2 * len(reports), accepted=2 * len(reports))
+    async with RecordWriter(db) as writer:
+        await writer.put(stats, [], list(reports))
+    return stats
+
+
+async def test_identity_history_has_a_row_only_when_something_changed(db: Database) -> None:
+    t0 = datetime(2024, 3, 12, 6, tzinfo=UTC)
+    stats = await write_statics(
+        db,
+        report(t0, imo=9161003, shipname="LADY R", callsign="UBCD7", draught=5.1, destination="RAJIN"),
+        report(t0 + timedelta(minutes=6), imo=9161003, shipname="LADY R", callsign="UBCD7", draught=5.1,
+               destination="RAJIN"),
+        # loaded, in a report that carries only draught and destination
+        report(t0 + timedelta(hours=30), draught=7.4, destination="VOSTOCHNY"),
+    )  # fmt: skip
+    assert stats.identity_changes == 2
+    async with db.pool.connection() as conn:
+        history = await (
+            await conn.execute(
+                "SELECT valid_from, shipname, draught, destination FROM vessel_static ORDER BY valid_from"
+            )
+        ).fetchall()
+        current = await (
+            await conn.execute("SELECT shipname, imo, draught, destination, static_at FROM vessels")
+        ).fetchall()
+    assert [(h[1], h[2], h[3]) for h in history] == [("LADY R", 5.1, "RAJIN"), ("LADY R", 7.4, "VOSTOCHNY")]
+    assert current == [("LADY R", 9161003, 7.4, "VOSTOCHNY", t0 + timedelta(hours=30))]
+
+
+async def test_a_late_report_enters_history_without_moving_the_present(db: Database) -> None:
+    t0 = datetime(2024, 4, 2, tzinfo=UTC)
+    await write_statics(db, report(t0, shipname="LADY R", destination="VOSTOCHNY"))
+    late = await write_statics(db, report(t0 - timedelta(days=5), shipname="LADY R", destination="RAJIN"))
+    assert late.identity_changes == 1
+    async with db.pool.connection() as conn:
+        current = await (await conn.execute("SELECT destination, static_at FROM vessels")).fetchone()
+    assert current == ("VOSTOCHNY", t0)
+    replay = await write_statics(db, report(t0 - timedelta(days=5), shipname="LADY R", destination="RAJIN"))
+    assert (replay.identity_changes, replay.already_stored, replay.stored) == (0, 2, 0)
+
+
+async def test_a_wrong_database_url_is_one_clear_error(pg_admin_url: str) -> None:
+    with pytest.raises(StorageError, match=r"cannot connect to .*127\.0\.0\.1"):
+        async with Database("postgresql://nobody@127.0.0.1:1/none"):
+            pass
+    info = psycopg.conninfo.conninfo_to_dict(pg_admin_url)
+    info["dbname"] = "no_such_database_here"
+    with pytest.raises(StorageError, match="no_such_database_here"):
+        async with Database(psycopg.conninfo.make_conninfo("", **info)):  # type: ignore[arg-type]
+            pass
+
+
+def test_partition_names_are_by_utc_day() -> None:
+    from storage.partitions import partition_name
+
+    assert partition_name(date(2010, 6, 11)) == "positions_p20100611"
