@@ -19,7 +19,7 @@ from storage.writer import RecordWriter
 log = logging.getLogger(__name__)
 
 #: Lines decoded between two hand-overs to the writer (keeps the loop lively).
-SLICE_LINES = 2000
+SLICE_LINES = 500
 
 
 @asynccontextmanager

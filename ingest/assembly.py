@@ -10,6 +10,7 @@ open. Fragments may arrive out of order within a group.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -42,7 +43,7 @@ class FragmentAssembler:
             raise ValueError("timeout_s must be positive")
         self.timeout_s = timeout_s
         self.max_open = max_open
-        self._open: dict[GroupKey, _Group] = {}
+        self._open: OrderedDict[GroupKey, _Group] = OrderedDict()  # oldest first, O(1) at both ends
         self._orphans = 0
 
     def add(self, sentence: Sentence, now: float) -> Assembled | None:
@@ -73,8 +74,7 @@ class FragmentAssembler:
             key, group = next(iter(self._open.items()))
             if now - group.started <= self.timeout_s and len(self._open) < self.max_open:
                 break
-            self._orphans += len(group.fragments)
-            del self._open[key]
+            self._orphans += len(self._open.popitem(last=False)[1].fragments)
 
     def take_orphans(self) -> int:
         """Fragments dropped as orphans since the last call."""

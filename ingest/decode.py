@@ -88,61 +88,65 @@ def payload_crc(payload: bytes) -> int:
     return zlib.crc32(payload)
 
 
-def _lat_lon(lat: float, lon: float) -> tuple[float | None, float | None]:
-    if not -90.0 <= lat <= 90.0 or not -180.0 <= lon <= 180.0:
-        # 91/181 are "not available"; anything else out of range is no position.
-        return None, None
-    return lat, lon
+_UTC: dict[float, datetime] = {}
+_new = tuple.__new__
+
+
+def utc(ts: float) -> datetime:
+    """``datetime.fromtimestamp(ts, UTC)``, memoised: on a live feed or a replay
+    many messages share a second, and this runs for every record."""
+    when = _UTC.get(ts)
+    if when is None:
+        if len(_UTC) >= 4096:
+            _UTC.clear()
+        when = _UTC[ts] = datetime.fromtimestamp(ts, UTC)
+    return when
 
 
 def to_position(msg: Any, ts: float, station: str | None, crc: int, sentences: int) -> Position:
-    """A :class:`Position` from a decoded type 1, 2, 3, 18, 19 or 27 message."""
+    """A :class:`Position` from a decoded type 1, 2, 3, 18, 19 or 27 message.
+
+    On the hot path: the tuple is built directly (``tuple.__new__``), which is
+    several times cheaper than the NamedTuple constructor.
+    """
     msg_type = msg.msg_type
-    lat, lon = _lat_lon(msg.lat, msg.lon)
+    lat = msg.lat
+    lon = msg.lon
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        # 91/181 are "not available"; anything else out of range is no position.
+        lat = lon = None
     speed = msg.speed
     course = msg.course
     if msg_type == 27:
         speed = None if speed >= 63 else float(speed)
         course = None if course >= 360 else float(course)
         heading = turn = second = None
-        accuracy = bool(msg.accuracy)
         status: int | None = int(msg.status)
     else:
-        speed = None if speed >= 102.25 else speed
-        course = None if course >= 360.0 else course
+        if speed >= 102.25:
+            speed = None
+        if course >= 360.0:
+            course = None
         heading = msg.heading
         if heading >= 360:
             heading = None
         second = msg.second
         if second >= 60:
             second = None
-        accuracy = bool(msg.accuracy)
         if msg_type <= 3:
             status = int(msg.status)
-            raw_turn = msg.turn
+            turn = msg.turn
             # pyais gives TurnRate members for -128 (not available) and +-127
             # (turning fast, no rate): neither is a rate.
-            turn = None if type(raw_turn) is not float else raw_turn
+            if type(turn) is not float:
+                turn = None
         else:
-            status = None
-            turn = None
-    return Position(
-        datetime.fromtimestamp(ts, UTC),
-        msg.mmsi,
-        msg_type,
-        lat,
-        lon,
-        speed,
-        course,
-        heading,
-        status,
-        turn,
-        accuracy,
-        second,
-        station,
-        crc,
-        sentences,
-    )
+            status = turn = None
+    return _new(
+        Position,
+        (utc(ts), msg.mmsi, msg_type, lat, lon, speed, course, heading, status, turn, bool(msg.accuracy),
+         second, station, crc, sentences),
+    )  # fmt: skip
 
 
 def to_static(msg: Any, payload: bytes, fill_bits: int, ts: float, sentences: int) -> StaticReport:
@@ -152,7 +156,7 @@ def to_static(msg: Any, payload: bytes, fill_bits: int, ts: float, sentences: in
     two is the caller's job (see :class:`ingest.pipeline.LineDecoder`).
     """
     msg_type = msg.msg_type
-    when = datetime.fromtimestamp(ts, UTC)
+    when = utc(ts)
     ship_type = None
     offset = _SHIP_TYPE_OFFSET[msg_type]
     if msg_type != 24 or msg.partno == 1:

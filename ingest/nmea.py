@@ -121,7 +121,7 @@ def parse_line(line: bytes) -> Sentence | GatehouseTime | Skip:
         end = line.find(b"\\", 1)
         if end < 0:
             return Skip(MALFORMED, "tag_block", "no closing backslash")
-        tag = _parse_tag_block(line[1:end])
+        tag = _tag_block(line[1:end])
         if isinstance(tag, Skip):
             return tag
         time, station, group = tag
@@ -196,6 +196,20 @@ def _epoch(value: float) -> float | None:
     if value > MS_THRESHOLD:
         value /= 1000.0
     return value if value >= MIN_EPOCH_S else None
+
+
+_TAG_CACHE: dict[bytes, tuple[float | None, str | None, bytes | None] | Skip] = {}
+
+
+def _tag_block(tag: bytes) -> tuple[float | None, str | None, bytes | None] | Skip:
+    """A parsed tag block, memoised: a receiver stamps every sentence of one
+    second with the same block, so most lookups hit."""
+    parsed = _TAG_CACHE.get(tag)
+    if parsed is None:
+        if len(_TAG_CACHE) >= 512:
+            _TAG_CACHE.clear()
+        parsed = _TAG_CACHE[tag] = _parse_tag_block(tag)
+    return parsed
 
 
 def _parse_tag_block(tag: bytes) -> tuple[float | None, str | None, bytes | None] | Skip:

@@ -14,21 +14,20 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Final
+from zlib import crc32
 
 from ingest.assembly import Assembled, FragmentAssembler
 from ingest.decode import (
-    DecodeError,
-    check_length,
+    _ARMOR,
+    BIT_LENGTHS,
     decode_payload,
-    message_type,
-    payload_crc,
     refine_to_second,
     to_position,
     to_static,
 )
 from ingest.dedup import DuplicateWindow
 from ingest.nmea import FILTERED, GatehouseTime, Sentence, Skip, parse_line
-from ingest.records import POSITION_TYPES, STATIC_TYPES, Position, StaticReport
+from ingest.records import POSITION_TYPES, Position, StaticReport
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +128,21 @@ class LineDecoder:
     def feed(self, lines: Iterable[bytes], received: float) -> None:
         """Decode ``lines`` read at ``received``; records accumulate for :meth:`take`."""
         stats = self.stats
+        message = self._message
+        latest = received + MAX_FUTURE_S
         for line in lines:
             self._lineno += 1
-            stats.lines += 1
             parsed = parse_line(line)
-            if type(parsed) is Sentence:
-                self._sentence(parsed, received)
-            elif type(parsed) is GatehouseTime:
+            kind = type(parsed)
+            if kind is Sentence:
+                assert isinstance(parsed, Sentence)
+                time = parsed.time
+                if parsed.frag_count == 1 and self._gatehouse is None and (time is None or time <= latest):
+                    message(parsed.payload, parsed.fill_bits, parsed, 1, time, received)  # the hot path
+                else:
+                    self._sentence(parsed, received)
+            elif kind is GatehouseTime:
+                assert isinstance(parsed, GatehouseTime)
                 self._gatehouse = parsed
                 stats.filtered["gatehouse_time"] += 1
             else:
@@ -144,6 +151,7 @@ class LineDecoder:
                     stats.filtered[parsed.reason] += 1
                 else:
                     stats.note_malformed(parsed.reason, 1, self._lineno, parsed.detail)
+        stats.lines = self._lineno
         orphans = self._assembler.take_orphans()
         if orphans:
             stats.note_malformed("orphan_fragment", orphans, self._lineno, "incomplete multi-part message")
@@ -191,37 +199,41 @@ class LineDecoder:
         received: float,
     ) -> None:
         stats = self.stats
-        msg_type = message_type(payload)
+        msg_type = _ARMOR[payload[0]]
         stats.messages_by_type[msg_type] += 1
-        if msg_type not in POSITION_TYPES and msg_type not in STATIC_TYPES:
+        bounds = BIT_LENGTHS.get(msg_type)
+        if bounds is None:
             stats.filtered["type_not_stored"] += sentences
             return
         if self._dedup.is_duplicate(payload, received if time is None else time):
             stats.duplicate += sentences
             return
-        try:
-            check_length(msg_type, payload, fill_bits)
-            msg = decode_payload(payload, fill_bits)
-        except DecodeError as exc:
-            stats.note_malformed(exc.reason, sentences, self._lineno, exc.detail)
+        bits = len(payload) * 6 - fill_bits
+        if not bounds[0] <= bits <= bounds[1]:
+            stats.note_malformed("length", sentences, self._lineno, f"type {msg_type} with {bits} bits")
             return
+        try:
+            msg = decode_payload(payload, fill_bits)
         except Exception as exc:  # pyais raises many kinds on bad bits
             stats.note_malformed("decode", sentences, self._lineno, f"{type(exc).__name__}: {exc}")
             return
-        if time is None:
-            second = getattr(msg, "second", None)
-            time = refine_to_second(received, second if second is not None and second < 60 else None)
         stats.accepted += sentences
         if msg_type in POSITION_TYPES:
-            self._positions.append(to_position(msg, time, first.station, payload_crc(payload), sentences))
+            if time is None:
+                second = msg.second if msg_type != 27 else None
+                time = refine_to_second(received, second if second is not None and second < 60 else None)
+            self._positions.append(to_position(msg, time, first.station, crc32(payload), sentences))
             stats.positions += 1
+            if msg_type != 19:
+                return
             sentences = 0  # a type 19's lines are accounted with its position
-        if msg_type in STATIC_TYPES:
-            report = to_static(msg, payload, fill_bits, time, sentences)
-            if msg_type == 24:
-                report = self._join_type24(report, msg.partno)
-            self._statics.append(report)
-            stats.static_reports += 1
+        elif time is None:
+            time = refine_to_second(received, None)
+        report = to_static(msg, payload, fill_bits, time, sentences)
+        if msg_type == 24:
+            report = self._join_type24(report, msg.partno)
+        self._statics.append(report)
+        stats.static_reports += 1
 
     def _join_type24(self, report: StaticReport, part: int) -> StaticReport:
         """Merge a type 24 part with the latest other part of the same MMSI."""

@@ -6,9 +6,12 @@ queue makes them wait (backpressure), so memory stays flat whatever the input
 size. The task gathers chunks until ``batch_rows`` rows or ``max_delay_s``
 seconds, then, in one transaction per batch:
 
-1. COPYs each source's positions into a temporary stage (binary format),
-2. inserts them into ``positions`` with ``ON CONFLICT DO NOTHING`` (a replayed
-   message is found, counted as already stored, and not written twice),
+1. COPYs each source's positions straight into ``positions`` (binary format)
+   inside a savepoint; if a row is already there (a replay), the savepoint is
+   rolled back and the batch goes through a temporary stage and
+   ``INSERT ... ON CONFLICT DO NOTHING`` instead, so a replayed message is
+   found, counted as already stored, and not written twice, while the common
+   case pays for one COPY only,
 3. COPYs static reports into their stage and merges them into the vessel
    identity history (``aiswatch_apply_static``),
 4. adds the source's new line counts to ``source_counters``.
@@ -82,6 +85,7 @@ class WriterStats:
     rows: int = 0
     retries: int = 0
     last_flush_s: float = 0.0
+    total_flush_s: float = 0.0
 
 
 def counter_snapshot(stats: IngestStats) -> Counter[tuple[str, str]]:
@@ -202,6 +206,7 @@ class RecordWriter:
         self.stats.batches += 1
         self.stats.rows += sum(len(i.positions) + len(i.statics) for i in batch)
         self.stats.last_flush_s = time.perf_counter() - began
+        self.stats.total_flush_s += self.stats.last_flush_s
 
     async def _write(
         self, batch: list[_Pending]
@@ -217,26 +222,46 @@ class RecordWriter:
                     results.append(await self._write_source(cur, item))
         return results
 
+    async def _copy_new_positions(self, cur: psycopg.AsyncCursor[Any], positions: list[Position]) -> bool:
+        """COPY straight into ``positions``; False (and nothing written) if
+        any of them is stored already."""
+        try:
+            async with cur.connection.transaction():  # a savepoint
+                async with cur.copy(f"COPY positions ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(POSITION_COLUMNS[:-1])
+                    for position in positions:
+                        await copy.write_row(position[:-1])
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
+
+    async def _merge_positions(
+        self, cur: psycopg.AsyncCursor[Any], positions: list[Position]
+    ) -> tuple[int, int]:
+        """Insert what is new; return (rows inserted, lines they came in)."""
+        async with cur.copy("COPY positions_stage FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(POSITION_COLUMNS)
+            for position in positions:
+                await copy.write_row(position)
+        await cur.execute(_INSERT_POSITIONS)
+        inserted = cur.rowcount
+        await cur.execute(_STORED_LINES)
+        stored_lines = int((await cur.fetchone() or (0,))[0])
+        await cur.execute("TRUNCATE positions_stage")
+        return inserted, stored_lines
+
     async def _write_source(
         self, cur: psycopg.AsyncCursor[Any], item: _Pending
     ) -> tuple[int, int, Counter[tuple[str, str]], int, int]:
         stored = already = changes = inserted = 0
         if item.positions:
-            async with cur.copy("COPY positions_stage FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(POSITION_COLUMNS)
-                for position in item.positions:
-                    await copy.write_row(position)
-            await cur.execute(_INSERT_POSITIONS)
-            inserted = cur.rowcount
             lines = sum(p.sentences for p in item.positions)
-            if inserted == len(item.positions):
-                stored_lines = lines
+            if await self._copy_new_positions(cur, item.positions):
+                inserted, stored_lines = len(item.positions), lines
             else:
-                await cur.execute(_STORED_LINES)
-                stored_lines = int((await cur.fetchone() or (0,))[0])
+                inserted, stored_lines = await self._merge_positions(cur, item.positions)
             stored += stored_lines
             already += lines - stored_lines
-            await cur.execute("TRUNCATE positions_stage")
         if item.statics:
             async with cur.copy("COPY static_stage FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(STATIC_COLUMNS)

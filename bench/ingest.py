@@ -1,0 +1,202 @@
+"""Benchmark: recorded AIS into PostgreSQL, against pyais's bare decode.
+
+Replays gpsd's AISHub sample (85,187 lines) ten times over as distinct data:
+copy k gets NMEA 4.0 tag blocks whose times are the capture's three minutes
+shifted by k days, so neither the duplicate window nor the database sees two
+copies as the same message. Measured in one run, on one machine:
+
+* pyais's bare decode rate: ``pyais.stream.IterMessages`` over the same tagged
+  lines, ``decode()`` on every message, no checksums, nothing stored;
+* aiswatch end to end: lines read from the file to rows committed in
+  PostgreSQL (``aiswatch ingest``'s path), messages per second;
+* their ratio (goal: at least 0.7);
+* peak RSS of the ingest process at 1x and 10x (goal: 10x at most 1.3x of 1x).
+  Each runs in a fresh child process; the PostgreSQL server's memory is its own
+  and not counted.
+
+Usage: ``bench/ingest [--copies N] [--database-url URL]``. Without a URL it
+uses the server on 127.0.0.1:5432 if one answers (in a fresh database), else an
+embedded one. Results go to stdout and to bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from functools import reduce
+from operator import xor
+from pathlib import Path
+
+import psycopg
+from pyais.stream import IterMessages
+
+from aiswatch.config import Settings
+from aiswatch.service import ingest_paths, open_database
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = (
+    Path(os.environ.get("AISWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+    / "aishub-gpsd/ais-nmea-sample.log"
+)
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BASE_EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
+CAPTURE_SPAN_S = 180.0  # the AISHub sample is about three minutes of feed
+
+
+def tagged_copies(copies: int) -> list[bytes]:
+    """The sample ``copies`` times, each copy a day later, every line tag-blocked."""
+    lines = [line for line in SAMPLE.read_bytes().splitlines() if line and not line.startswith(b"#")]
+    step = CAPTURE_SPAN_S / len(lines)
+    out = []
+    for k in range(copies):
+        for i, line in enumerate(lines):
+            body = f"c:{BASE_EPOCH + k * 86400 + int(i * step)}"
+            out.append(f"\\{body}*{reduce(xor, body.encode(), 0):02X}\\".encode() + line)
+    return out
+
+
+def pyais_bare_rate(lines: list[bytes]) -> tuple[float, int]:
+    began = time.perf_counter()
+    decoded = 0
+    for message in IterMessages(lines):
+        try:
+            message.decode()
+            decoded += 1
+        except Exception:  # bare decode: errors are skipped, as a user of pyais would
+            continue
+    return decoded / (time.perf_counter() - began), decoded
+
+
+def child(path: str, url: str) -> None:
+    """Ingest ``path`` into ``url`` and print the figures as JSON."""
+    settings = Settings(database_url=url)  # type: ignore[arg-type]
+
+    async def run() -> dict[str, float]:
+        async with open_database(settings) as db:
+            began = time.perf_counter()
+            (stats,) = await ingest_paths(settings, [path], db)
+            elapsed = time.perf_counter() - began
+        messages = sum(stats.messages_by_type.values())
+        return {
+            "elapsed_s": elapsed,
+            "lines": stats.lines,
+            "messages": messages,
+            "positions_stored": stats.positions_stored,
+            "pending": stats.pending,
+            "messages_per_s": messages / elapsed,
+            "lines_per_s": stats.lines / elapsed,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+    print(json.dumps(asyncio.run(run())))
+
+
+def fresh_database(admin_url: str) -> str:
+    name = f"aiswatch_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(admin_url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo("", **info)  # type: ignore[arg-type]
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def ingest_in_child(path: Path, admin_url: str) -> dict[str, float]:
+    url = fresh_database(admin_url)
+    try:
+        result = subprocess.run(
+            [sys.executable, __file__, "--child", str(path), url], capture_output=True, text=True, check=True
+        )
+        return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    finally:
+        drop_database(admin_url, url)
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--database-url", default=os.environ.get("AISWATCH_BENCH_DATABASE_URL"))
+    parser.add_argument("--child", nargs=2, metavar=("FILE", "URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+
+    admin_url = args.database_url or LOCAL_URL
+    with psycopg.connect(admin_url) as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+
+    with tempfile.TemporaryDirectory(prefix="aiswatch-bench-") as tmp:
+        one, many = Path(tmp) / "x1.nmea", Path(tmp) / f"x{args.copies}.nmea"
+        one.write_bytes(b"\n".join(tagged_copies(1)) + b"\n")
+        many.write_bytes(b"\n".join(tagged_copies(args.copies)) + b"\n")
+
+        # Alternate the two measurements so that load on this shared machine hits both.
+        sample = tagged_copies(1)
+        bare_before, decoded = pyais_bare_rate(sample)
+        at_1x = ingest_in_child(one, admin_url)
+        at_nx = ingest_in_child(many, admin_url)
+        bare_after, _ = pyais_bare_rate(sample)
+
+    bare = (bare_before + bare_after) / 2
+    result = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "postgresql": server,
+        "copies": args.copies,
+        "lines": at_nx["lines"],
+        "pyais_bare_messages_per_s": round(bare),
+        "pyais_bare_decoded_per_copy": decoded,
+        "aiswatch_messages_per_s": round(at_nx["messages_per_s"]),
+        "aiswatch_lines_per_s": round(at_nx["lines_per_s"]),
+        "ratio_to_pyais": round(at_nx["messages_per_s"] / bare, 3),
+        "positions_stored": at_nx["positions_stored"],
+        "unresolved_lines": at_nx["pending"],
+        "peak_rss_mib_1x": round(at_1x["peak_rss_mib"], 1),
+        f"peak_rss_mib_{args.copies}x": round(at_nx["peak_rss_mib"], 1),
+        "rss_ratio": round(at_nx["peak_rss_mib"] / at_1x["peak_rss_mib"], 3),
+    }
+    out = REPO / "bench" / "results" / "ingest.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(
+        f"\nend to end {result['aiswatch_messages_per_s']:,} msg/s vs pyais bare {result['pyais_bare_messages_per_s']:,}"
+        f" msg/s: ratio {result['ratio_to_pyais']} (goal >= 0.7); RSS {args.copies}x/1x {result['rss_ratio']}"
+        " (goal <= 1.3)"
+    )
+
+
+if __name__ == "__main__":
+    main()
