@@ -192,8 +192,8 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(
-        f"\nend to end {result['aiswatch_messages_per_s']:,} msg/s vs pyais bare {result['pyais_bare_messages_per_s']:,}"
-        f" msg/s: ratio {result['ratio_to_pyais']} (goal >= 0.7); RSS {args.copies}x/1x {result['rss_ratio']}"
+        f"\nend to end {result['aiswatch_messages_per_s']:,} msg/s"
+        f" vs pyais bare {result['pyais_bare_messages_per_s']:,} msg/s: ratio {result['ratio_to_pyais']} (goal >= 0.7); RSS {args.copies}x/1x {result['rss_ratio']}"
         " (goal <= 1.3)"
     )
 

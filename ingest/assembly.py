@@ -71,7 +71,7 @@ class FragmentAssembler:
     def _expire(self, now: float) -> None:
         # Groups are kept in insertion order, so the oldest come first.
         while self._open:
-            key, group = next(iter(self._open.items()))
+            group = next(iter(self._open.values()))
             if now - group.started <= self.timeout_s and len(self._open) < self.max_open:
                 break
             self._orphans += len(self._open.popitem(last=False)[1].fragments)
