@@ -191,11 +191,9 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(
-        f"\nend to end {result['aiswatch_messages_per_s']:,} msg/s"
-        f" vs pyais bare {result['pyais_bare_messages_per_s']:,} msg/s: ratio {result['ratio_to_pyais']} (goal >= 0.7); RSS {args.copies}x/1x {result['rss_ratio']}"
-        " (goal <= 1.3)"
-    )
+    ours, bare_rate = result["aiswatch_messages_per_s"], result["pyais_bare_messages_per_s"]
+    print(f"\nend to end {ours:,} msg/s vs pyais bare {bare_rate:,} msg/s: ratio {result['ratio_to_pyais']}")
+    print(f"goal: ratio >= 0.7; RSS {args.copies}x/1x = {result['rss_ratio']}, goal <= 1.3")
 
 
 if __name__ == "__main__":

@@ -226,11 +226,13 @@ class RecordWriter:
         """COPY straight into ``positions``; False (and nothing written) if
         any of them is stored already."""
         try:
-            async with cur.connection.transaction():  # a savepoint
-                async with cur.copy(f"COPY positions ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(POSITION_COLUMNS[:-1])
-                    for position in positions:
-                        await copy.write_row(position[:-1])
+            async with (
+                cur.connection.transaction(),  # a savepoint
+                cur.copy(f"COPY positions ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.set_types(POSITION_COLUMNS[:-1])
+                for position in positions:
+                    await copy.write_row(position[:-1])
         except psycopg.errors.UniqueViolation:
             return False
         return True
