@@ -1,3 +1,4 @@
 from aiswatch.cli import main
 
-main()
+if __name__ == "__main__":  # the decoding process re-imports this module under spawn
+    main()

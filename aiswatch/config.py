@@ -33,10 +33,12 @@ class IngestSettings(BaseModel):
     #: A multi-part message not complete within this many seconds is an orphan.
     fragment_timeout_s: float = Field(10.0, gt=0)
     #: Rows per database batch, and the longest a row waits for its batch.
-    batch_rows: int = Field(5000, ge=1)
+    batch_rows: int = Field(20_000, ge=1)
     batch_delay_s: float = Field(1.0, gt=0)
     #: Chunks of records waiting for the writer before readers are held back.
     queue_chunks: int = Field(8, ge=1)
+    #: Decode in a separate process (1), on a core of its own, or in-process (0).
+    decode_workers: int = Field(1, ge=0, le=1)
 
 
 class StorageSettings(BaseModel):

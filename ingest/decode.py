@@ -17,16 +17,13 @@ What this adds to pyais, each measured against gpsd on the shared captures:
 from __future__ import annotations
 
 import math
-import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from pyais.bit_vector import bit_vector
-from pyais.messages import MSG_CLASS
-
 from ingest.records import Position, StaticReport
 
-_ARMOR: Final = tuple((c - 48 - 8 if c - 48 > 40 else c - 48) if 48 <= c <= 119 else 0 for c in range(256))
+#: Six-bit value of each payload character (the AIS armoring).
+ARMOR: Final = tuple((c - 48 - 8 if c - 48 > 40 else c - 48) if 48 <= c <= 119 else 0 for c in range(256))
 
 #: (least, most) payload bits for each stored message type.
 BIT_LENGTHS: Final[dict[int, tuple[int, int]]] = {
@@ -44,34 +41,6 @@ BIT_LENGTHS: Final[dict[int, tuple[int, int]]] = {
 _SHIP_TYPE_OFFSET: Final = {5: 232, 19: 263, 24: 40}
 
 
-class DecodeError(ValueError):
-    """A payload that cannot be a valid message; ``reason`` is for the counters."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-def message_type(payload: bytes) -> int:
-    """The AIS message type: the first six bits of the payload."""
-    return _ARMOR[payload[0]]
-
-
-def check_length(msg_type: int, payload: bytes, fill_bits: int) -> None:
-    """Raise DecodeError("length") if the payload cannot be a ``msg_type``."""
-    bits = len(payload) * 6 - fill_bits
-    least, most = BIT_LENGTHS[msg_type]
-    if not least <= bits <= most:
-        raise DecodeError("length", f"type {msg_type} with {bits} bits")
-
-
-def decode_payload(payload: bytes, fill_bits: int) -> Any:
-    """pyais's decoded message for a whole payload."""
-    bits = bit_vector(payload, fill_bits)
-    return MSG_CLASS[bits.get(0, 6)].from_vector(bits)
-
-
 def text(value: str | None) -> str | None:
     """An AIS text field cut at the first ``@`` and trimmed; None if empty."""
     if value is None:
@@ -81,11 +50,6 @@ def text(value: str | None) -> str | None:
         value = value[:cut]
     value = value.strip()
     return value or None
-
-
-def payload_crc(payload: bytes) -> int:
-    """A stable 32-bit key of the payload (CRC-32)."""
-    return zlib.crc32(payload)
 
 
 _UTC: dict[float, datetime] = {}
@@ -149,7 +113,7 @@ def to_position(msg: Any, ts: float, station: str | None, crc: int, sentences: i
     )  # fmt: skip
 
 
-def to_static(msg: Any, payload: bytes, fill_bits: int, ts: float, sentences: int) -> StaticReport:
+def to_static(msg: Any, bits: Any, ts: float, sentences: int) -> StaticReport:
     """A :class:`StaticReport` from a decoded type 5, 19 or 24 message.
 
     Type 24 part A carries only the name and part B only the rest; joining the
@@ -160,7 +124,7 @@ def to_static(msg: Any, payload: bytes, fill_bits: int, ts: float, sentences: in
     ship_type = None
     offset = _SHIP_TYPE_OFFSET[msg_type]
     if msg_type != 24 or msg.partno == 1:
-        ship_type = bit_vector(payload, fill_bits).get(offset, 8) or None
+        ship_type = bits.get(offset, 8) or None  # the raw code: pyais maps reserved ones to 0
     imo = callsign = destination = eta = draught = None
     shipname = None
     dims: tuple[int | None, ...] = (None, None, None, None)

@@ -38,6 +38,13 @@ MS_THRESHOLD: Final = 100_000_000_000
 _AIS: Final = re.compile(
     rb"!(?:..)VD[MO],([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5])\*([0-9A-Fa-f]{2})"
 )
+#: The common line: an optional tag block, then a well-formed AIS sentence, an
+#: optional receiver suffix after the checksum, surrounding white space.
+_WHOLE: Final = re.compile(
+    rb"\s*(?:\\([^\\]*)\\)?!((?:..)VD[MO],([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5]))"
+    rb"\*([0-9A-Fa-f]{2})(,[ -~]*)?\s*"
+)
+_DIGIT: Final = {str(i).encode(): i for i in range(10)}
 _new = tuple.__new__
 _HEX: Final = {f"{i:02X}".encode(): i for i in range(256)} | {f"{i:02x}".encode(): i for i in range(256)}
 
@@ -103,6 +110,45 @@ def xor_checksum(data: bytes) -> int:
 
 def parse_line(line: bytes) -> Sentence | GatehouseTime | Skip:
     """Parse one line (without its line ending)."""
+    if len(line) <= MAX_LINE_BYTES and line.isascii():
+        match = _WHOLE.fullmatch(line)
+        if match is not None:  # the common case, in one regex; anything else takes the long way
+            return _from_match(match)
+    return _parse_slowly(line)
+
+
+def _from_match(match: re.Match[bytes]) -> Sentence | Skip:
+    tag, body, count, num, seq_id, channel, payload, fill, checksum, trailer = match.groups()
+    time: float | None = None
+    station: str | None = None
+    group: bytes | None = None
+    if tag is not None:
+        parsed = _tag_block(tag)
+        if isinstance(parsed, Skip):
+            return parsed
+        time, station, group = parsed
+    expected = _HEX[checksum]
+    if xor_checksum(body) != expected:
+        return Skip(MALFORMED, "checksum")
+    frag_count = _DIGIT[count]
+    frag_num = _DIGIT[num]
+    if frag_num > frag_count:
+        return Skip(MALFORMED, "fragment_number", f"{frag_num} of {frag_count}")
+    if trailer and time is None:
+        last = trailer.rsplit(b",", 1)[-1]
+        if last.isdigit():
+            time = _epoch(int(last))
+            if time is None:
+                return Skip(MALFORMED, "timestamp", last.decode())
+    return _new(
+        Sentence,
+        (frag_count, frag_num, seq_id, channel, payload, _DIGIT[fill], expected, time, station, group),
+    )
+
+
+def _parse_slowly(line: bytes) -> Sentence | GatehouseTime | Skip:
+    """Every line the fast regex does not take: other sentences, $PGHP, and
+    each way a line can be broken, with its reason."""
     line = line.strip()
     if not line:
         return BLANK

@@ -13,18 +13,14 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Final
+from typing import Any, Final
 from zlib import crc32
 
+from pyais.bit_vector import bit_vector
+from pyais.messages import MSG_CLASS
+
 from ingest.assembly import Assembled, FragmentAssembler
-from ingest.decode import (
-    _ARMOR,
-    BIT_LENGTHS,
-    decode_payload,
-    refine_to_second,
-    to_position,
-    to_static,
-)
+from ingest.decode import ARMOR, BIT_LENGTHS, refine_to_second, to_position, to_static
 from ingest.dedup import DuplicateWindow
 from ingest.nmea import FILTERED, GatehouseTime, Sentence, Skip, parse_line
 from ingest.records import POSITION_TYPES, Position, StaticReport
@@ -86,6 +82,16 @@ class IngestStats:
                 "%s: line %d: malformed (%s)%s", self.source, lineno, reason, f": {detail}" if detail else ""
             )
 
+    def adopt_decoder_counts(self, decoder: IngestStats) -> None:
+        """Take the counts only the decoder knows from ``decoder`` (a snapshot
+        from the process that decodes); the writer's counts stay ours."""
+        for name in ("lines", "accepted", "duplicate", "positions", "static_reports"):
+            setattr(self, name, getattr(decoder, name))
+        self.filtered = decoder.filtered
+        self.malformed = decoder.malformed
+        self.messages_by_type = decoder.messages_by_type
+        self.examples = decoder.examples
+
     def merge(self, other: IngestStats) -> None:
         """Add ``other``'s counts (for totals over several sources)."""
         for item in fields(self):
@@ -124,6 +130,7 @@ class LineDecoder:
         self._positions: list[Position] = []
         self._statics: list[StaticReport] = []
         self._lineno = 0
+        self._types = [0] * 64  # messages by type, folded into the stats after each feed
 
     def feed(self, lines: Iterable[bytes], received: float) -> None:
         """Decode ``lines`` read at ``received``; records accumulate for :meth:`take`."""
@@ -152,9 +159,17 @@ class LineDecoder:
                 else:
                     stats.note_malformed(parsed.reason, 1, self._lineno, parsed.detail)
         stats.lines = self._lineno
+        self._count_types()
         orphans = self._assembler.take_orphans()
         if orphans:
             stats.note_malformed("orphan_fragment", orphans, self._lineno, "incomplete multi-part message")
+
+    def _count_types(self) -> None:
+        counts = self.stats.messages_by_type
+        for msg_type, n in enumerate(self._types):
+            if n:
+                counts[msg_type] += n
+        self._types = [0] * 64
 
     def take(self) -> tuple[list[Position], list[StaticReport]]:
         """The records decoded since the last call."""
@@ -164,6 +179,7 @@ class LineDecoder:
 
     def close(self) -> None:
         """End of stream: incomplete messages are orphans."""
+        self._count_types()
         orphans = self._assembler.flush()
         if orphans:
             self.stats.note_malformed("orphan_fragment", orphans, self._lineno, "stream ended mid-message")
@@ -199,8 +215,8 @@ class LineDecoder:
         received: float,
     ) -> None:
         stats = self.stats
-        msg_type = _ARMOR[payload[0]]
-        stats.messages_by_type[msg_type] += 1
+        msg_type = ARMOR[payload[0]]
+        self._types[msg_type] += 1
         bounds = BIT_LENGTHS.get(msg_type)
         if bounds is None:
             stats.filtered["type_not_stored"] += sentences
@@ -208,12 +224,13 @@ class LineDecoder:
         if self._dedup.is_duplicate(payload, received if time is None else time):
             stats.duplicate += sentences
             return
-        bits = len(payload) * 6 - fill_bits
-        if not bounds[0] <= bits <= bounds[1]:
-            stats.note_malformed("length", sentences, self._lineno, f"type {msg_type} with {bits} bits")
+        bit_count = len(payload) * 6 - fill_bits
+        if not bounds[0] <= bit_count <= bounds[1]:
+            stats.note_malformed("length", sentences, self._lineno, f"type {msg_type} with {bit_count} bits")
             return
         try:
-            msg = decode_payload(payload, fill_bits)
+            bits = bit_vector(payload, fill_bits)
+            msg: Any = MSG_CLASS[msg_type].from_vector(bits)  # pyais
         except Exception as exc:  # pyais raises many kinds on bad bits
             stats.note_malformed("decode", sentences, self._lineno, f"{type(exc).__name__}: {exc}")
             return
@@ -229,7 +246,7 @@ class LineDecoder:
             sentences = 0  # a type 19's lines are accounted with its position
         elif time is None:
             time = refine_to_second(received, None)
-        report = to_static(msg, payload, fill_bits, time, sentences)
+        report = to_static(msg, bits, time, sentences)
         if msg_type == 24:
             report = self._join_type24(report, msg.partno)
         self._statics.append(report)

@@ -109,7 +109,7 @@ class RecordWriter:
         self,
         db: Database,
         *,
-        batch_rows: int = 5000,
+        batch_rows: int = 20_000,
         max_delay_s: float = 1.0,
         queue_chunks: int = 8,
     ) -> None:

@@ -95,6 +95,8 @@ def child(path: str, url: str) -> None:
             "messages_per_s": messages / elapsed,
             "lines_per_s": stats.lines / elapsed,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            # the decoding process has exited by now, so it counts among the children
+            "decoder_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         }
 
     print(json.dumps(asyncio.run(run())))
@@ -146,6 +148,7 @@ def machine() -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the median ratio is reported")
     parser.add_argument("--database-url", default=os.environ.get("AISWATCH_BENCH_DATABASE_URL"))
     parser.add_argument("--child", nargs=2, metavar=("FILE", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -162,14 +165,21 @@ def main() -> None:
         one.write_bytes(b"\n".join(tagged_copies(1)) + b"\n")
         many.write_bytes(b"\n".join(tagged_copies(args.copies)) + b"\n")
 
-        # Alternate the two measurements so that load on this shared machine hits both.
-        sample = tagged_copies(1)
-        bare_before, decoded = pyais_bare_rate(sample)
+        # pyais on the same lines just before and just after aiswatch, so that
+        # a change of load on this shared machine shows in both; the whole
+        # sequence is repeated and the median ratio reported.
+        sample = tagged_copies(args.copies)
         at_1x = ingest_in_child(one, admin_url)
-        at_nx = ingest_in_child(many, admin_url)
-        bare_after, _ = pyais_bare_rate(sample)
-
-    bare = (bare_before + bare_after) / 2
+        runs = []
+        for _ in range(args.repeat):
+            bare_before, decoded = pyais_bare_rate(sample)
+            at_nx = ingest_in_child(many, admin_url)
+            bare_after, _ = pyais_bare_rate(sample)
+            bare = (bare_before + bare_after) / 2
+            runs.append((at_nx["messages_per_s"] / bare, bare, bare_before, bare_after, at_nx))
+        del sample
+    runs.sort(key=lambda run: run[0])
+    ratio, bare, bare_before, bare_after, at_nx = runs[len(runs) // 2]
     result = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
@@ -177,15 +187,20 @@ def main() -> None:
         "copies": args.copies,
         "lines": at_nx["lines"],
         "pyais_bare_messages_per_s": round(bare),
-        "pyais_bare_decoded_per_copy": decoded,
+        "pyais_bare_before_after": [round(bare_before), round(bare_after)],
+        "pyais_bare_decoded": decoded,
         "aiswatch_messages_per_s": round(at_nx["messages_per_s"]),
         "aiswatch_lines_per_s": round(at_nx["lines_per_s"]),
-        "ratio_to_pyais": round(at_nx["messages_per_s"] / bare, 3),
+        "ratio_to_pyais": round(ratio, 3),
+        "ratios_of_all_runs": [round(run[0], 3) for run in runs],
         "positions_stored": at_nx["positions_stored"],
         "unresolved_lines": at_nx["pending"],
         "peak_rss_mib_1x": round(at_1x["peak_rss_mib"], 1),
         f"peak_rss_mib_{args.copies}x": round(at_nx["peak_rss_mib"], 1),
         "rss_ratio": round(at_nx["peak_rss_mib"] / at_1x["peak_rss_mib"], 3),
+        "decoder_peak_rss_mib_1x": round(at_1x["decoder_peak_rss_mib"], 1),
+        f"decoder_peak_rss_mib_{args.copies}x": round(at_nx["decoder_peak_rss_mib"], 1),
+        "decoder_rss_ratio": round(at_nx["decoder_peak_rss_mib"] / at_1x["decoder_peak_rss_mib"], 3),
     }
     out = REPO / "bench" / "results" / "ingest.json"
     out.parent.mkdir(exist_ok=True)
@@ -193,7 +208,10 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     ours, bare_rate = result["aiswatch_messages_per_s"], result["pyais_bare_messages_per_s"]
     print(f"\nend to end {ours:,} msg/s vs pyais bare {bare_rate:,} msg/s: ratio {result['ratio_to_pyais']}")
-    print(f"goal: ratio >= 0.7; RSS {args.copies}x/1x = {result['rss_ratio']}, goal <= 1.3")
+    print(
+        f"goal: ratio >= 0.7; RSS {args.copies}x/1x = {result['rss_ratio']} (service),"
+        f" {result['decoder_rss_ratio']} (decoder), goal <= 1.3"
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,154 @@
+"""Decoding on a core of its own: :class:`LineDecoder` in a worker process.
+
+Decoding is CPU-bound pure Python (pyais does most of it), and the asyncio
+process also formats COPY rows and talks to PostgreSQL. On a two-core machine
+the decoder gets one core, the event loop and the PostgreSQL server share the
+other. The decoders live in one long-lived child process, one per source, so
+their state (fragments, the duplicate window) stays where the lines go; chunks
+of one source are decoded in the order they were sent.
+
+Records cross the process boundary as plain tuples (pickling a NamedTuple costs
+six times more) and are rebuilt in the parent without copying. The parent's
+:class:`IngestStats` takes the decoder's counts after every chunk; the counts
+that only the writer knows (stored, already stored) stay the parent's.
+``DecoderProcess(workers=0)`` decodes in-process instead: same results, no
+second core (for debugging, and for places where processes cannot start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import multiprocessing
+from collections.abc import Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+from typing import Any
+
+from ingest.errors import AiswatchError
+from ingest.pipeline import IngestStats, LineDecoder
+from ingest.records import Position, StaticReport
+
+_new = tuple.__new__
+
+#: The child's decoders, by source name (lives in the worker process).
+_DECODERS: dict[str, LineDecoder] = {}
+
+Chunk = tuple[IngestStats, list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def _init_worker(log_level: int) -> None:
+    """Runs once in the worker. Decoding allocates millions of short-lived,
+    acyclic objects; the default collector thresholds spend about a tenth of
+    the decoder's time scanning them, so this process collects rarely (the
+    parent keeps Python's defaults)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _decode(
+    source: str, options: dict[str, float], lines: list[bytes], received: float, close: bool
+) -> Chunk:
+    """Runs in the worker: feed one chunk to the source's decoder."""
+    decoder = _DECODERS.get(source)
+    if decoder is None:
+        decoder = _DECODERS[source] = LineDecoder(source, **options)
+    decoder.feed(lines, received)
+    if close:
+        decoder.close()
+        del _DECODERS[source]
+    positions, statics = decoder.take()
+    return decoder.stats, [tuple(p) for p in positions], [tuple(s) for s in statics]
+
+
+class DecoderProcessError(AiswatchError):
+    """The decoding process died (killed, out of memory)."""
+
+
+class DecoderProcess:
+    """``async with DecoderProcess() as decoders:`` runs the decoders' process."""
+
+    def __init__(self, *, workers: int = 1) -> None:
+        if workers not in (0, 1):
+            raise ValueError("workers must be 0 (decode in-process) or 1")
+        self.workers = workers
+        self._executor: Executor | None = None
+
+    async def __aenter__(self) -> DecoderProcess:
+        if self.workers:
+            # spawn, not fork: the parent runs threads (asyncio's, psycopg's).
+            self._executor = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(logging.getLogger().getEffectiveLevel(),),
+            )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def decoder(self, source: str, **options: float) -> RemoteDecoder:
+        """A decoder for ``source`` (options as for :class:`LineDecoder`)."""
+        return RemoteDecoder(self, source, options)
+
+    async def _run(
+        self, source: str, options: dict[str, float], lines: list[bytes], received: float, close: bool
+    ) -> Chunk:
+        if self._executor is None:
+            return _decode(source, options, lines, received, close)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._executor, _decode, source, options, lines, received, close
+            )
+        except BrokenProcessPool as exc:
+            raise DecoderProcessError(f"{source}: the decoding process died ({exc})") from exc
+
+
+class RemoteDecoder:
+    """The parent's handle on one source's decoder.
+
+    ``submit`` sends a chunk and returns at once; ``results`` yields the
+    decoded chunks in order. Keeping a couple of chunks in flight lets the
+    parent read and write while the child decodes.
+    """
+
+    def __init__(self, process: DecoderProcess, source: str, options: dict[str, float]) -> None:
+        self._process = process
+        self._options = options
+        self.stats = IngestStats(source)
+        self._in_flight: list[asyncio.Future[Chunk]] = []
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def submit(self, lines: list[bytes], received: float, *, close: bool = False) -> None:
+        coro = self._process._run(self.stats.source, self._options, lines, received, close)
+        self._in_flight.append(asyncio.ensure_future(coro))
+
+    async def next_result(self) -> tuple[list[Position], list[StaticReport]]:
+        """The oldest chunk's records; the stats now count its lines."""
+        counts, positions, statics = await self._in_flight.pop(0)
+        self.stats.adopt_decoder_counts(counts)
+        return [_new(Position, p) for p in positions], [_new(StaticReport, s) for s in statics]
+
+    async def drain(self) -> Iterable[tuple[list[Position], list[StaticReport]]]:
+        """Every chunk still in flight, in order."""
+        return [await self.next_result() for _ in range(len(self._in_flight))]
+
+    def cancel(self) -> None:
+        for future in self._in_flight:
+            future.cancel()
+        self._in_flight.clear()
