@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,18 +79,20 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get("AISWATCH_CONFIG")
+        toml_file = _config_file.get() or os.environ.get("AISWATCH_CONFIG")
         sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
         if toml_file:
             sources += (TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)),)
         return sources
 
 
+#: The TOML file of the load in progress (``--config``), over ``AISWATCH_CONFIG``.
+_config_file: ContextVar[str | None] = ContextVar("aiswatch_config_file", default=None)
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Read the settings; raise :class:`ConfigError` naming the bad setting."""
-    if config is not None:
-        os.environ["AISWATCH_CONFIG"] = str(config)
-    path = os.environ.get("AISWATCH_CONFIG")
+    path = str(config) if config is not None else os.environ.get("AISWATCH_CONFIG")
     if path:
         try:
             with open(path, "rb") as fh:
@@ -98,6 +101,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"config file {path}: {exc.strerror or exc}", setting="config") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: not valid TOML: {exc}", setting="config") from exc
+    token = _config_file.set(path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -105,3 +109,5 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         setting = ".".join(str(part) for part in error["loc"])
         where = f" (in {path})" if path else ""
         raise ConfigError(f"setting {setting}{where}: {error['msg']}", setting=setting) from exc
+    finally:
+        _config_file.reset(token)

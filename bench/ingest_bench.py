@@ -41,6 +41,7 @@ from pyais.stream import IterMessages
 
 from aiswatch.config import Settings
 from aiswatch.service import ingest_paths, open_database
+from storage.admin import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = (
@@ -102,30 +103,16 @@ def child(path: str, url: str) -> None:
     print(json.dumps(asyncio.run(run())))
 
 
-def fresh_database(admin_url: str) -> str:
-    name = f"aiswatch_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo("", **info)  # type: ignore[arg-type]
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def ingest_in_child(path: Path, admin_url: str) -> dict[str, float]:
-    url = fresh_database(admin_url)
+    name = f"aiswatch_bench_{uuid.uuid4().hex[:8]}"
+    url = create_database(admin_url, name)
     try:
         result = subprocess.run(
             [sys.executable, __file__, "--child", str(path), url], capture_output=True, text=True, check=True
         )
         return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
     finally:
-        drop_database(admin_url, url)
+        drop_database(admin_url, name)
 
 
 def machine() -> dict[str, str]:

@@ -33,17 +33,14 @@ MIN_EPOCH_S: Final = 946_684_800.0  # 2000-01-01T00:00:00Z
 #: A ``c`` value above this is in milliseconds (seconds would be after 5138 AD).
 MS_THRESHOLD: Final = 100_000_000_000
 
-#: A well-formed AIS sentence: talker, VDM/VDO, fragment count and number,
-#: sequence id, channel, payload in the six-bit alphabet, fill bits, checksum.
-_AIS: Final = re.compile(
-    rb"!(?:..)VD[MO],([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5])\*([0-9A-Fa-f]{2})"
-)
 #: The common line: an optional tag block, then a well-formed AIS sentence, an
 #: optional receiver suffix after the checksum, surrounding white space.
 _WHOLE: Final = re.compile(
     rb"\s*(?:\\([^\\]*)\\)?!((?:..)VD[MO],([1-9]),([1-9]),([0-9]?),([^,*]?),([0-W`-w]+),([0-5]))"
     rb"\*([0-9A-Fa-f]{2})(,[ -~]*)?\s*"
 )
+#: What may follow the checksum: receiver fields ('*hh,1327664830'), white space.
+_TRAILER: Final = re.compile(rb"(,[ -~]*)?\s*")
 _DIGIT: Final = {str(i).encode(): i for i in range(10)}
 _new = tuple.__new__
 _HEX: Final = {f"{i:02X}".encode(): i for i in range(256)} | {f"{i:02x}".encode(): i for i in range(256)}
@@ -160,9 +157,6 @@ def _parse_slowly(line: bytes) -> Sentence | GatehouseTime | Skip:
     if not line.isascii():
         return Skip(MALFORMED, "not_ascii")
 
-    time: float | None = None
-    station: str | None = None
-    group: bytes | None = None
     if first == 0x5C:  # '\' : NMEA 4.0 tag block
         end = line.find(b"\\", 1)
         if end < 0:
@@ -170,46 +164,18 @@ def _parse_slowly(line: bytes) -> Sentence | GatehouseTime | Skip:
         tag = _tag_block(line[1:end])
         if isinstance(tag, Skip):
             return tag
-        time, station, group = tag
         line = line[end + 1 :]
         if not line:
             return Skip(MALFORMED, "truncated", "tag block without a sentence")
         first = line[0]
 
-    if first == 0x21:  # '!'
-        return _parse_ais(line, time, station, group)
+    if first == 0x21:  # '!': not the common well-formed case, so say what is wrong
+        return _diagnose(line)
     if first == 0x24:  # '$'
         if line.startswith(b"$PGHP,"):
             return _parse_gatehouse(line)
         return Skip(FILTERED, "other_sentence", line[:6].decode())
     return Skip(MALFORMED, "unrecognised", line[:12].decode(errors="replace"))
-
-
-def _parse_ais(line: bytes, time: float | None, station: str | None, group: bytes | None) -> Sentence | Skip:
-    match = _AIS.match(line)
-    if match is None:
-        return _diagnose(line)
-    count, num, seq_id, channel, payload, fill, checksum = match.groups()
-    end = match.end()
-    expected = _HEX[checksum]
-    if xor_checksum(line[1 : end - 3]) != expected:
-        return Skip(MALFORMED, "checksum")
-    frag_count = int(count)
-    frag_num = int(num)
-    if frag_num > frag_count:
-        return Skip(MALFORMED, "fragment_number", f"{frag_num} of {frag_count}")
-    if time is None and len(line) > end:
-        # A receiver epoch after the checksum: '*hh,1327664830' (AMSA) or
-        # '*hh,b003669713,1241544035' (USCG): the last field, when numeric.
-        last = line[end:].rsplit(b",", 1)[-1]
-        if last.isdigit():
-            time = _epoch(int(last))
-            if time is None:
-                return Skip(MALFORMED, "timestamp", last.decode())
-    return _new(
-        Sentence,
-        (frag_count, frag_num, seq_id, channel, payload, int(fill), expected, time, station, group),
-    )
 
 
 def _diagnose(line: bytes) -> Skip:
@@ -222,14 +188,21 @@ def _diagnose(line: bytes) -> Skip:
         return Skip(MALFORMED, "checksum", "checksum is not hex")
     if xor_checksum(line[1:star]) != expected:
         return Skip(MALFORMED, "checksum")
+    trailer = line[star + 3 :]
+    if trailer and _TRAILER.fullmatch(trailer) is None:
+        return Skip(MALFORMED, "trailer", "unexpected bytes after the checksum")
     fields = line[1:star].split(b",")
     if len(fields) != 7:
         return Skip(MALFORMED, "fields", f"{len(fields)} fields, expected 7")
-    head, count, num, _seq, _channel, payload, fill = fields
+    head, count, num, seq_id, channel, payload, fill = fields
     if len(head) != 5 or head[2:] not in (b"VDM", b"VDO"):
         return Skip(FILTERED, "other_sentence", head.decode())
     if not (count.isdigit() and num.isdigit() and 1 <= int(num) <= int(count) <= 9):
         return Skip(MALFORMED, "fragment_number", f"{num.decode()} of {count.decode()}")
+    if len(seq_id) > 1 or (seq_id and not seq_id.isdigit()):
+        return Skip(MALFORMED, "fields", f"sequence id {seq_id.decode()}")
+    if len(channel) > 1:
+        return Skip(MALFORMED, "fields", f"channel {channel.decode()}")
     if not (fill.isdigit() and int(fill) <= 5):
         return Skip(MALFORMED, "fill_bits", fill.decode())
     if not payload:

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 
 from aiswatch.config import Settings
+from storage.admin import create_database, drop_database
 from storage.database import Database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,49 +71,35 @@ def pg_admin_url() -> Iterator[str]:
                 server.cleanup()
 
 
-def _url_for(admin_url: str, dbname: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(admin_url)
-    info["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo("", **info)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="session")
 def template_db(pg_admin_url: str) -> Iterator[str]:
     """A migrated database that per-test databases are cloned from."""
     name = f"aiswatch_tmpl_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    url = create_database(pg_admin_url, name)
 
     async def migrate() -> None:
-        async with Database(_url_for(pg_admin_url, name), timescaledb="off", partitions_ahead_days=0):
+        async with Database(url, timescaledb="off", partitions_ahead_days=0):
             pass
 
     asyncio.run(migrate())
     yield name
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(pg_admin_url, name)
 
 
 @pytest.fixture
 def database_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
     name = f"aiswatch_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield _url_for(pg_admin_url, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield create_database(pg_admin_url, name, template=template_db)
+    drop_database(pg_admin_url, name)
 
 
 @pytest.fixture
 def empty_database_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh database with no schema at all."""
     name = f"aiswatch_empty_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield _url_for(pg_admin_url, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield create_database(pg_admin_url, name)
+    drop_database(pg_admin_url, name)
 
 
 @pytest.fixture

@@ -126,3 +126,20 @@ def test_xor_checksum_is_the_xor_of_all_bytes(data: bytes) -> None:
 @given(st.binary(max_size=300))
 def test_parse_line_never_raises_on_any_bytes(data: bytes) -> None:
     assert isinstance(parse_line(data), Sentence | GatehouseTime | Skip)
+
+
+def test_junk_after_the_checksum_is_malformed() -> None:
+    assert skip_reason(LINE + b"\x00") == (MALFORMED, "trailer")
+    assert skip_reason(LINE + b"garbage") == (MALFORMED, "trailer")
+    assert skip_reason(LINE + b",1327664830\x01") == (MALFORMED, "trailer")
+    broken = sentence("AIVDM,1,1,,A,13HOI:0P0000VOHLCnHQKwvL05Ip,0,extra")
+    assert skip_reason(broken + b",1327664830") == (MALFORMED, "fields")  # diagnosed past a valid trailer
+
+
+def test_odd_sequence_ids_and_channels_are_malformed() -> None:
+    assert skip_reason(sentence("AIVDM,1,1,12,A,13HOI:0P0000VOHLCnHQKwvL05Ip,0")) == (MALFORMED, "fields")
+    assert skip_reason(sentence("AIVDM,1,1,,AB,13HOI:0P0000VOHLCnHQKwvL05Ip,0")) == (MALFORMED, "fields")
+    assert skip_reason(sentence("AIVDM,2,0,,A,13HOI:0P0000VOHLCnHQKwvL05Ip,0")) == (
+        MALFORMED,
+        "fragment_number",
+    )

@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from aiswatch.config import Settings
 from aiswatch.service import ingest_paths
+from storage.admin import create_database, drop_database
 from storage.database import Database
 
 URL = os.environ.get("AISWATCH_TEST_TIMESCALEDB_URL")
@@ -28,13 +28,8 @@ pytestmark = [
 def ts_url() -> Iterator[str]:
     assert URL is not None
     name = f"aiswatch_ts_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(URL)
-    info["dbname"] = name
-    yield psycopg.conninfo.make_conninfo("", **info)  # type: ignore[arg-type]
-    with psycopg.connect(URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield create_database(URL, name)
+    drop_database(URL, name)
 
 
 async def test_positions_become_a_compressed_hypertable(ts_url: str) -> None:
