@@ -20,7 +20,7 @@ import typer
 
 from aiswatch.config import Settings, load_settings
 from aiswatch.logs import setup_logging
-from aiswatch.service import ingest_paths, open_database
+from aiswatch.service import decoder_process, ingest_paths, open_database
 from aiswatch.summary import render_stats, render_total, render_vessels
 from ingest.errors import AiswatchError, ConfigError
 from storage.database import redact
@@ -104,9 +104,10 @@ def ingest(
 
 
 async def _ingest(settings: Settings, paths: list[str]) -> tuple[list[Any], float]:
-    async with open_database(settings) as db:
+    # The decoding process starts while the database opens.
+    async with decoder_process(settings) as process, open_database(settings) as db:
         began = time.perf_counter()
-        results = await ingest_paths(settings, paths, db)
+        results = await ingest_paths(settings, paths, db, process)
         return results, time.perf_counter() - began
 
 
@@ -131,9 +132,9 @@ async def _demo(settings: Settings) -> None:
         f"aiswatch demo: replaying {DEMO_CAPTURE} (Danish Maritime Authority, 11 June 2010) into {where}\n"
     )
     with resources.as_file(capture) as path:
-        async with open_database(settings) as db:
+        async with decoder_process(settings) as process, open_database(settings) as db:
             began = time.perf_counter()
-            (stats,) = await ingest_paths(settings, [str(path)], db)
+            (stats,) = await ingest_paths(settings, [str(path)], db, process)
             elapsed = time.perf_counter() - began
             async with db.pool.connection() as conn:
                 vessels = await busiest_vessels(conn, limit=10)

@@ -91,13 +91,19 @@ async def ingest_file(
     return decoder.stats
 
 
-async def ingest_paths(settings: Settings, paths: Sequence[str], db: Database) -> list[IngestStats]:
+def decoder_process(settings: Settings) -> DecoderProcess:
+    return DecoderProcess(workers=settings.ingest.decode_workers)
+
+
+async def ingest_paths(
+    settings: Settings, paths: Sequence[str], db: Database, process: DecoderProcess | None = None
+) -> list[IngestStats]:
     """Replay files into ``db``; the stats are final (committed) on return."""
     results = []
-    async with (
-        DecoderProcess(workers=settings.ingest.decode_workers) as process,
-        new_writer(settings, db) as writer,
-    ):
+    async with AsyncExitStack() as stack:
+        if process is None:
+            process = await stack.enter_async_context(decoder_process(settings))
+        writer = await stack.enter_async_context(new_writer(settings, db))
         for path in paths:
             decoder = new_decoder(settings, process, source_name(path))
             results.append(await ingest_file(path, decoder, writer))

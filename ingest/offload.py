@@ -86,6 +86,9 @@ class DecoderProcess:
                 initializer=_init_worker,
                 initargs=(logging.getLogger().getEffectiveLevel(),),
             )
+            # Start the process now (it takes about a second to import), so that
+            # it gets ready while the caller does other set-up.
+            self._executor.submit(gc.collect)
         return self
 
     async def __aexit__(

@@ -13,10 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-#: Message types whose positions are stored.
+#: Message types whose positions are stored (static and voyage data come from 5, 19 and 24).
 POSITION_TYPES = frozenset({1, 2, 3, 18, 19, 27})
-#: Message types whose static and voyage data are stored.
-STATIC_TYPES = frozenset({5, 19, 24})
 
 
 class Position(NamedTuple):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ async def table_counts(conn: psycopg.AsyncConnection) -> dict[str, int]:
     """Row counts of the main tables."""
     counts = {}
     for table in ("positions", "vessels", "vessel_static"):
-        row = await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone()
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        row = await (await conn.execute(query)).fetchone()
         counts[table] = int(row[0]) if row else 0
     return counts

@@ -146,6 +146,14 @@ class RecordWriter:
         except asyncio.CancelledError:
             if exc_type is None:
                 raise
+        stats = self.stats
+        log.info(
+            "database: wrote %d rows in %d batches (%.2f s in flushes, %d retries)",
+            stats.rows,
+            stats.batches,
+            stats.total_flush_s,
+            stats.retries,
+        )
 
     @property
     def queue_depth(self) -> int:
