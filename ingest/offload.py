@@ -21,6 +21,7 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import signal
 from collections.abc import Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -46,6 +47,8 @@ def _init_worker(log_level: int) -> None:
     parent keeps Python's defaults)."""
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    # Ctrl-C reaches the whole process group; the parent decides how to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,40 @@ def test_cli_a_bad_environment_variable_names_the_setting() -> None:
 def test_cli_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
     result = aiswatch("migrate", "--config", str(tmp_path / "absent.toml"))
     assert_one_clean_error(result, 2, "absent.toml")
+
+
+def test_ctrl_c_stops_cleanly_with_its_worker(database_url: str, tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, the decoding worker included:
+    one line, exit code 130, no traceback, no process left behind."""
+    big = tmp_path / "big.nmea"
+    ships = [position(mmsi=200000000 + i) for i in range(5000)]
+    lines = [tag_block(c=1_650_000_000 + i) + ships[i % 5000] for i in range(200_000)]
+    big.write_bytes(b"\n".join(lines))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISWATCH_")}
+    env["AISWATCH_DATABASE_URL"] = database_url
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiswatch", "ingest", str(big)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _children(process.pid) and time.monotonic() < deadline:  # the worker is up
+        time.sleep(0.1)
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "aiswatch: interrupted"
+    assert not _children(process.pid)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
