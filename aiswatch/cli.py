@@ -23,6 +23,7 @@ from aiswatch.logs import setup_logging
 from aiswatch.service import decoder_process, ingest_paths, open_database
 from aiswatch.summary import render_stats, render_total, render_vessels
 from ingest.errors import AiswatchError, ConfigError
+from ingest.pipeline import IngestStats
 from storage.database import redact
 from storage.queries import busiest_vessels, table_counts
 
@@ -90,10 +91,13 @@ def ingest(
     config: ConfigOption = None,
 ) -> None:
     """Replay recorded AIS files into the database and print what became of every line."""
+    results: list[IngestStats] = []
     try:
         settings = _settings(config)
-        results, elapsed = _run(_ingest(settings, paths))
+        elapsed = _run(_ingest(settings, paths, results))
     except AiswatchError as exc:
+        for stats in results:  # what was done before the failure, unresolved lines included
+            typer.echo(render_stats(stats))
         raise _fail(exc) from None
     for stats in results:
         typer.echo(render_stats(stats, elapsed_s=elapsed if len(results) == 1 else None))
@@ -103,12 +107,12 @@ def ingest(
         raise typer.Exit(1)
 
 
-async def _ingest(settings: Settings, paths: list[str]) -> tuple[list[Any], float]:
+async def _ingest(settings: Settings, paths: list[str], results: list[IngestStats]) -> float:
     # The decoding process starts while the database opens.
     async with decoder_process(settings) as process, open_database(settings) as db:
         began = time.perf_counter()
-        results = await ingest_paths(settings, paths, db, process)
-        return results, time.perf_counter() - began
+        await ingest_paths(settings, paths, db, process, results)
+        return time.perf_counter() - began
 
 
 @app.command()

@@ -54,6 +54,8 @@ class StorageSettings(BaseModel):
     #: TimescaleDB: compress chunks older than this many days.
     compress_after_days: int = Field(7, ge=1)
     pool_max_size: int = Field(4, ge=1)
+    #: A database that takes no writes for this long stops an ingest with an error.
+    write_give_up_s: float = Field(60.0, gt=0)
 
 
 class Settings(BaseSettings):

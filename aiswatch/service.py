@@ -59,6 +59,7 @@ def new_writer(settings: Settings, db: Database) -> RecordWriter:
         batch_rows=settings.ingest.batch_rows,
         max_delay_s=settings.ingest.batch_delay_s,
         queue_chunks=settings.ingest.queue_chunks,
+        give_up_s=settings.storage.write_give_up_s,
     )
 
 
@@ -96,15 +97,24 @@ def decoder_process(settings: Settings) -> DecoderProcess:
 
 
 async def ingest_paths(
-    settings: Settings, paths: Sequence[str], db: Database, process: DecoderProcess | None = None
+    settings: Settings,
+    paths: Sequence[str],
+    db: Database,
+    process: DecoderProcess | None = None,
+    results: list[IngestStats] | None = None,
 ) -> list[IngestStats]:
-    """Replay files into ``db``; the stats are final (committed) on return."""
-    results = []
+    """Replay files into ``db``; the stats are final (committed) on return.
+
+    ``results``, if given, receives each file's stats as it starts, so a caller
+    still has the counts (with the unresolved lines) when the database fails.
+    """
+    results = [] if results is None else results
     async with AsyncExitStack() as stack:
         if process is None:
             process = await stack.enter_async_context(decoder_process(settings))
         writer = await stack.enter_async_context(new_writer(settings, db))
         for path in paths:
             decoder = new_decoder(settings, process, source_name(path))
-            results.append(await ingest_file(path, decoder, writer))
+            results.append(decoder.stats)
+            await ingest_file(path, decoder, writer)
     return results

@@ -17,7 +17,9 @@ seconds, then, in one transaction per batch:
 4. adds the source's new line counts to ``source_counters``.
 
 Counts reach the source's :class:`~ingest.pipeline.IngestStats` only after the
-commit, so "stored" means committed.
+commit, so "stored" means committed. A database that goes away is retried with
+backoff (each attempt logged) for ``give_up_s``; then the writer fails with a
+:class:`StorageError` and the lines it held stay counted as unresolved.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import psycopg
 from ingest.errors import StorageError
 from ingest.pipeline import IngestStats
 from ingest.records import Position, StaticReport
-from storage.database import Database
+from storage.database import Database, redact
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,8 @@ INSERT INTO source_counters (source, outcome, reason, lines) VALUES (%s, %s, %s,
 ON CONFLICT (source, outcome, reason)
 DO UPDATE SET lines = source_counters.lines + EXCLUDED.lines, updated_at = now()
 """
-#: Transient database errors are retried this many times before giving up.
-RETRIES: Final = 5
+#: The longest wait for a pooled connection in one attempt.
+CONNECTION_TIMEOUT_S: Final = 10.0
 
 
 @dataclass
@@ -112,9 +114,12 @@ class RecordWriter:
         batch_rows: int = 20_000,
         max_delay_s: float = 1.0,
         queue_chunks: int = 8,
+        give_up_s: float = 60.0,
     ) -> None:
-        if batch_rows < 1 or max_delay_s <= 0 or queue_chunks < 1:
-            raise ValueError("batch_rows, max_delay_s and queue_chunks must be positive")
+        if batch_rows < 1 or max_delay_s <= 0 or queue_chunks < 1 or give_up_s <= 0:
+            raise ValueError("batch_rows, max_delay_s, queue_chunks and give_up_s must be positive")
+        #: A batch the database has not taken for this long fails the writer.
+        self.give_up_s = give_up_s
         self.db = db
         self.batch_rows = batch_rows
         self.max_delay_s = max_delay_s
@@ -160,10 +165,16 @@ class RecordWriter:
         return self._queue.qsize()
 
     async def put(self, stats: IngestStats, positions: list[Position], statics: list[StaticReport]) -> None:
-        """Queue one source's records (and counters) for writing."""
-        if self._task is not None and self._task.done():
+        """Queue one source's records (and counters) for writing; wait while
+        the queue is full; raise the writer's error if it has failed."""
+        assert self._task is not None, "use the writer as an async context manager"
+        if self._task.done():
             await self._task  # the writer died: surface its error to the producer
-        await self._queue.put(_Pending(stats, positions, statics))
+        queued = asyncio.ensure_future(self._queue.put(_Pending(stats, positions, statics)))
+        await asyncio.wait({queued, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not queued.done():  # the writer stopped while we waited for room
+            queued.cancel()
+            await self._task
 
     async def _run(self) -> None:
         pending: dict[str, _Pending] = {}
@@ -194,16 +205,22 @@ class RecordWriter:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         began = time.perf_counter()
-        for attempt in range(RETRIES + 1):
+        attempt = 0
+        while True:
             try:
                 results = await self._write(batch)
                 break
-            except psycopg.OperationalError as exc:
-                if attempt == RETRIES:
-                    raise StorageError(f"database write failed after {RETRIES} retries: {exc}") from exc
+            except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
+                waited = time.perf_counter() - began
+                if waited >= self.give_up_s:
+                    raise StorageError(
+                        f"the database at {redact(self.db.url)} did not take writes for {waited:.0f} s"
+                        f" ({str(exc).strip().splitlines()[0]})"
+                    ) from exc
                 self.stats.retries += 1
-                delay = min(8.0, 0.25 * 2**attempt)
-                log.warning("database: write failed (%s); retrying in %.1f s", exc, delay)
+                delay = min(8.0, 0.25 * 2**attempt, max(0.0, self.give_up_s - waited))
+                attempt += 1
+                log.warning("database: write failed (%s); retry %d in %.1f s", exc, attempt, delay)
                 await asyncio.sleep(delay)
         for item, (stored, already, snapshot, changes, stored_positions) in zip(batch, results, strict=True):
             item.stats.stored += stored
@@ -223,7 +240,7 @@ class RecordWriter:
         for item in batch:
             days.update({p.ts.date() for p in item.positions})
         results = []
-        async with self.db.pool.connection() as conn:
+        async with self.db.pool.connection(timeout=min(CONNECTION_TIMEOUT_S, self.give_up_s)) as conn:
             await self.db.partitions.ensure(conn, days)
             async with conn.transaction(), conn.cursor() as cur:
                 for item in batch:

