@@ -222,3 +222,31 @@ async def test_decoding_in_process_and_in_a_worker_store_the_same(
     cutoff = datetime(2020, 1, 1, tzinfo=UTC)
     assert [r for r in stored if r[0] < cutoff] == [r for r in again if r[0] < cutoff]
     assert len(stored) == len(again)
+
+
+async def test_positions_stored_from_the_aishub_sample_agree_with_gpsd(
+    settings: Settings, db: Database, shared_data: Path
+) -> None:
+    """What is in the database, not just what the decoder made, agrees with
+    gpsd's decode: nothing stored that gpsd did not decode, and gpsd's extra
+    messages are exactly the 11 explained in test_pipeline_captures plus the
+    repeats the database recognised as already stored."""
+    from tests.test_pipeline_captures import gpsd_key, gpsd_positions
+
+    no_window = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"dedup_window_s": 0})}
+    )
+    (stats,) = await ingest_paths(no_window, [str(shared_data / "aishub-gpsd/ais-nmea-sample.log")], db)
+    async with db.pool.connection() as conn:
+        rows = await (
+            await conn.execute("SELECT mmsi, msg_type, lat, lon, speed, course FROM positions")
+        ).fetchall()
+    stored = Counter(
+        (mmsi, t, None if lat is None else round(lat, 4), None if lon is None else round(lon, 4),
+         None if speed is None else round(speed, 1), None if course is None else round(course, 1))
+        for mmsi, t, lat, lon, speed, course in rows
+    )  # fmt: skip
+    decoded = Counter(map(gpsd_key, gpsd_positions(shared_data, "ais-nmea-sample.log")))
+    assert len(rows) == stats.positions_stored > 70_000
+    assert not stored - decoded
+    assert sum((decoded - stored).values()) == 11 + (stats.positions - stats.positions_stored)
