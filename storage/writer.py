@@ -145,7 +145,7 @@ class RecordWriter:
         if exc_type is not None and not issubclass(exc_type, Exception):
             self._task.cancel()  # cancelled or interrupted: do not wait on the database
         else:
-            await self._queue.put(None)  # drain: everything queued is written first
+            await self._enqueue(None)  # drain: everything queued is written first
         try:
             await self._task
         except asyncio.CancelledError:
@@ -167,10 +167,14 @@ class RecordWriter:
     async def put(self, stats: IngestStats, positions: list[Position], statics: list[StaticReport]) -> None:
         """Queue one source's records (and counters) for writing; wait while
         the queue is full; raise the writer's error if it has failed."""
+        await self._enqueue(_Pending(stats, positions, statics))
+
+    async def _enqueue(self, item: _Pending | None) -> None:
+        """Queue ``item``, or raise the writer's error if it stops first."""
         assert self._task is not None, "use the writer as an async context manager"
         if self._task.done():
             await self._task  # the writer died: surface its error to the producer
-        queued = asyncio.ensure_future(self._queue.put(_Pending(stats, positions, statics)))
+        queued = asyncio.ensure_future(self._queue.put(item))
         await asyncio.wait({queued, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if not queued.done():  # the writer stopped while we waited for room
             queued.cancel()
