@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,8 @@ import psycopg
 from pyais.stream import IterMessages
 
 from aiswatch.config import Settings
-from aiswatch.service import ingest_paths, open_database
+from aiswatch.service import decoder_process, ingest_paths, open_database
+from ingest.offload import peak_rss_kib
 from storage.admin import create_database, drop_database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,10 +82,11 @@ def child(path: str, url: str) -> None:
     settings = Settings(database_url=url)  # type: ignore[arg-type]
 
     async def run() -> dict[str, float]:
-        async with open_database(settings) as db:
+        async with decoder_process(settings) as process, open_database(settings) as db:
             began = time.perf_counter()
-            (stats,) = await ingest_paths(settings, [path], db)
+            (stats,) = await ingest_paths(settings, [path], db, process)
             elapsed = time.perf_counter() - began
+            decoder_kib = await process.worker_peak_rss_kib() or 0
         messages = sum(stats.messages_by_type.values())
         return {
             "elapsed_s": elapsed,
@@ -95,9 +96,9 @@ def child(path: str, url: str) -> None:
             "pending": stats.pending,
             "messages_per_s": messages / elapsed,
             "lines_per_s": stats.lines / elapsed,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            # the decoding process has exited by now, so it counts among the children
-            "decoder_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            # VmHWM, not ru_maxrss: the latter counts the benchmark's own memory at fork time
+            "peak_rss_mib": (peak_rss_kib() or 0) / 1024,
+            "decoder_peak_rss_mib": decoder_kib / 1024,
         }
 
     print(json.dumps(asyncio.run(run())))

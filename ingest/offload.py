@@ -67,6 +67,20 @@ def _decode(
     return decoder.stats, [tuple(p) for p in positions], [tuple(s) for s in statics]
 
 
+def peak_rss_kib() -> int | None:
+    """This process's peak resident memory (Linux ``VmHWM``), or None elsewhere.
+
+    Unlike ``ru_maxrss`` it does not count what a parent held before exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 class DecoderProcessError(AiswatchError):
     """The decoding process died (killed, out of memory)."""
 
@@ -103,6 +117,12 @@ class DecoderProcess:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+    async def worker_peak_rss_kib(self) -> int | None:
+        """The decoding process's peak resident memory (None if in-process)."""
+        if self._executor is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, peak_rss_kib)
 
     def decoder(self, source: str, **options: float) -> RemoteDecoder:
         """A decoder for ``source`` (options as for :class:`LineDecoder`)."""
