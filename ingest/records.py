@@ -74,6 +74,3 @@ class StaticReport(NamedTuple):
     eta: datetime | None
     #: How many NMEA sentences carried the message (for line accounting; not stored).
     sentences: int = 1
-
-
-Record = Position | StaticReport

@@ -160,10 +160,6 @@ class RecordWriter:
             stats.retries,
         )
 
-    @property
-    def queue_depth(self) -> int:
-        return self._queue.qsize()
-
     async def put(self, stats: IngestStats, positions: list[Position], statics: list[StaticReport]) -> None:
         """Queue one source's records (and counters) for writing; wait while
         the queue is full; raise the writer's error if it has failed."""
