@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from aiswatch import __version__
 from aiswatch.config import Settings, load_settings
 from aiswatch.logs import setup_logging
 from aiswatch.service import decoder_process, ingest_paths, open_database
@@ -45,6 +46,21 @@ ConfigOption = Annotated[
 
 #: The real capture bundled for the demo (DMA, Apache-2.0; see aiswatch/data/NOTICE).
 DEMO_CAPTURE = "dma-gatehouse-20100611.nmea.gz"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aiswatch {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Watch ships through AIS: decode feeds and files into PostgreSQL/TimescaleDB."""
 
 
 def _settings(config: Path | None) -> Settings:

@@ -272,3 +272,9 @@ def test_a_database_that_goes_away_ends_the_ingest_with_its_accounting(tmp_path:
     stored = int(re.search(r"stored +([\d,]+)\n", out)[1].replace(",", ""))  # type: ignore[index]
     unresolved = int(re.search(r"NOT RESOLVED +([\d,]+)", out)[1].replace(",", ""))  # type: ignore[index]
     assert stored > 0 and unresolved > 0
+
+
+def test_cli_version() -> None:
+    result = aiswatch("--version")
+    assert result.returncode == 0
+    assert re.fullmatch(r"aiswatch \d+\.\d+\.\d+\n", result.stdout)
