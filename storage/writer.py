@@ -186,18 +186,19 @@ class RecordWriter:
             try:
                 item = await asyncio.wait_for(self._queue.get(), timeout)
             except TimeoutError:
-                item = _Pending(IngestStats(""))  # age reached: flush what we have
-            if item is None:
-                closing = True
-            elif item.stats.source:
-                if not pending:
-                    started = time.monotonic()
-                batch = pending.setdefault(item.stats.source, _Pending(item.stats))
-                batch.positions.extend(item.positions)
-                batch.statics.extend(item.statics)
-                rows += len(item.positions) + len(item.statics)
-                if rows < self.batch_rows and time.monotonic() - started < self.max_delay_s:
-                    continue
+                pass  # the oldest pending row reached max_delay_s: flush what we have
+            else:
+                if item is None:
+                    closing = True
+                else:
+                    if not pending:
+                        started = time.monotonic()
+                    batch = pending.setdefault(item.stats.source, _Pending(item.stats))
+                    batch.positions.extend(item.positions)
+                    batch.statics.extend(item.statics)
+                    rows += len(item.positions) + len(item.statics)
+                    if rows < self.batch_rows and time.monotonic() - started < self.max_delay_s:
+                        continue
             if pending:
                 await self._flush(list(pending.values()))
                 pending.clear()
