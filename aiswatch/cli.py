@@ -12,6 +12,8 @@ import logging
 import sys
 import time
 from collections.abc import Coroutine
+from datetime import UTC, datetime
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,11 +23,15 @@ import typer
 from aiswatch import __version__
 from aiswatch.config import Settings, load_settings
 from aiswatch.logs import setup_logging
-from aiswatch.service import decoder_process, ingest_paths, open_database
-from aiswatch.summary import render_stats, render_total, render_vessels
+from aiswatch.service import decoder_process, ingest_paths, new_detection, open_database
+from aiswatch.summary import render_detection, render_stats, render_total, render_vessels
+from aiswatch.views import event_json, events_table, jsonl, port_call_json, port_calls_table, watchlist_table
+from detectors.watchlist import load_watchlist
 from ingest.errors import AiswatchError, ConfigError
 from ingest.pipeline import IngestStats
+from ingest.records import EVENT_KINDS, Event
 from storage.database import redact
+from storage.events import find_events, load_matches
 from storage.queries import busiest_vessels, table_counts
 
 app = typer.Typer(
@@ -125,10 +131,14 @@ def ingest(
 
 async def _ingest(settings: Settings, paths: list[str], results: list[IngestStats]) -> float:
     # The decoding process starts while the database opens.
+    detection = new_detection(settings)
     async with decoder_process(settings) as process, open_database(settings) as db:
         began = time.perf_counter()
-        await ingest_paths(settings, paths, db, process, results)
-        return time.perf_counter() - began
+        await ingest_paths(settings, paths, db, process, results, detection)
+        elapsed = time.perf_counter() - began
+    if detection is not None:
+        typer.echo(render_detection(detection))
+    return elapsed
 
 
 @app.command()
@@ -167,6 +177,121 @@ async def _demo(settings: Settings) -> None:
     typer.echo(render_vessels(vessels))
     if stats.already_stored:
         typer.echo("\n(Run before: replaying the same capture stored nothing twice.)")
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date or time (ISO 8601: 2024-03-14 or 2024-03-14T06:00Z)", param_hint=option
+        ) from None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+
+
+Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people, jsonl for programs.")]
+Since = Annotated[
+    str | None, typer.Option("--since", help="Only what ends at or after this time (ISO 8601, UTC).")
+]
+Until = Annotated[str | None, typer.Option("--until", help="Only what starts before this time.")]
+VesselOption = Annotated[str | None, typer.Option("--vessel", help="Watchlist name, MMSI or IMO.")]
+
+
+@app.command()
+def events(
+    vessel: VesselOption = None,
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help=f"One of: {', '.join(EVENT_KINDS)} (repeatable).")
+    ] = None,
+    port: Annotated[str | None, typer.Option("--port", help="Port name (Rajin, Vostochny, Dunai).")] = None,
+    since: Since = None,
+    until: Until = None,
+    withdrawn: Annotated[bool, typer.Option("--withdrawn", help="Include withdrawn events.")] = False,
+    output: Format = OutputFormat.table,
+    config: ConfigOption = None,
+) -> None:
+    """List the detectors' events about watched ships."""
+    for k in kind or []:
+        if k not in EVENT_KINDS:
+            raise typer.BadParameter(
+                f"{k!r} is not an event kind ({', '.join(EVENT_KINDS)})", param_hint="--kind"
+            )
+    window = _time(since, "--since"), _time(until, "--until")
+    try:
+        settings = _settings(config)
+        rows = _run(_query_events(settings, vessel, kind or [], port, *window, withdrawn))
+    except AiswatchError as exc:
+        raise _fail(exc) from None
+    if output is OutputFormat.jsonl:
+        if rows:
+            typer.echo(jsonl([event_json(e, i, r) for e, i, r in rows]))
+    else:
+        typer.echo(events_table(rows))
+
+
+@app.command("port-calls")
+def port_calls(
+    port: Annotated[str | None, typer.Option("--port", help="Port name (Rajin, Vostochny, Dunai).")] = None,
+    vessel: VesselOption = None,
+    since: Since = None,
+    until: Until = None,
+    output: Format = OutputFormat.table,
+    config: ConfigOption = None,
+) -> None:
+    """List port calls of watched ships at the watched ports."""
+    window = _time(since, "--since"), _time(until, "--until")
+    try:
+        settings = _settings(config)
+        rows = _run(_query_events(settings, vessel, ["port_call"], port, *window, False))
+    except AiswatchError as exc:
+        raise _fail(exc) from None
+    calls = [e for e, _, _ in rows]
+    if output is OutputFormat.jsonl:
+        if calls:
+            typer.echo(jsonl([port_call_json(e) for e in calls]))
+    else:
+        typer.echo(port_calls_table(calls))
+
+
+async def _query_events(
+    settings: Settings,
+    vessel: str | None,
+    kinds: list[str],
+    port: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    withdrawn: bool,
+) -> list[tuple[Event, str, int]]:
+    async with open_database(settings) as db, db.pool.connection() as conn:
+        return await find_events(
+            conn, vessel=vessel, kinds=kinds, port=port, since=since, until=until, include_withdrawn=withdrawn
+        )
+
+
+@app.command()
+def watchlist(config: ConfigOption = None) -> None:
+    """Show the watchlist, what each entry has been matched to, and why."""
+    try:
+        settings = _settings(config)
+        entries = (
+            load_watchlist(settings.detectors.watchlist) if settings.detectors.watchlist else load_watchlist()
+        )
+        matches = _run(_matches(settings))
+    except AiswatchError as exc:
+        raise _fail(exc) from None
+    typer.echo(watchlist_table(entries, matches))
+
+
+async def _matches(settings: Settings) -> list[tuple[str, int, str, list[str], datetime]]:
+    async with open_database(settings) as db, db.pool.connection() as conn:
+        return await load_matches(conn)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from detectors.rules import DetectorRules
 from ingest.errors import ConfigError
 
 
@@ -58,6 +59,26 @@ class StorageSettings(BaseModel):
     write_give_up_s: float = Field(60.0, gt=0)
 
 
+class DetectorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Run the detectors wherever positions are stored.
+    enabled: bool = True
+    #: The watchlist (TOML) and port zones (GeoJSON); unset: the files shipped with aiswatch.
+    watchlist: Path | None = None
+    zones: Path | None = None
+    #: Replays: the watermark trails the latest event time by this much.
+    allowed_lateness_s: float = Field(300.0, ge=0)
+    #: A rebuilt track starts this many days before the watermark.
+    history_days: float = Field(30.0, gt=0)
+    #: Zone hysteresis: a ship leaves a zone only this far outside it.
+    zone_exit_margin_km: float = Field(1.0, ge=0)
+    #: Ignore (and count) positions far inland.
+    inland_check: bool = True
+    #: Thresholds: see detectors/rules.py.
+    rules: DetectorRules = DetectorRules()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AISWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -71,6 +92,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     ingest: IngestSettings = IngestSettings()
     storage: StorageSettings = StorageSettings()
+    detectors: DetectorSettings = DetectorSettings()
 
     @classmethod
     def settings_customise_sources(

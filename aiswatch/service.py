@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiswatch.config import Settings
+from aiswatch.detection import Detection, engine_factory
 from ingest.errors import SourceError
 from ingest.offload import DecoderProcess, RemoteDecoder
 from ingest.pipeline import IngestStats
@@ -53,14 +54,20 @@ def new_decoder(settings: Settings, process: DecoderProcess, source: str) -> Rem
     )
 
 
-def new_writer(settings: Settings, db: Database) -> RecordWriter:
+def new_writer(settings: Settings, db: Database, detection: Detection | None = None) -> RecordWriter:
     return RecordWriter(
         db,
         batch_rows=settings.ingest.batch_rows,
         max_delay_s=settings.ingest.batch_delay_s,
         queue_chunks=settings.ingest.queue_chunks,
         give_up_s=settings.storage.write_give_up_s,
+        hook=detection,
     )
+
+
+def new_detection(settings: Settings) -> Detection | None:
+    """The detectors for a replay (the watermark follows the data), or None when disabled."""
+    return Detection(engine_factory(settings)) if settings.detectors.enabled else None
 
 
 async def ingest_file(
@@ -102,8 +109,10 @@ async def ingest_paths(
     db: Database,
     process: DecoderProcess | None = None,
     results: list[IngestStats] | None = None,
+    detection: Detection | None = None,
 ) -> list[IngestStats]:
-    """Replay files into ``db``; the stats are final (committed) on return.
+    """Replay files into ``db``, running ``detection`` on what is stored;
+    the stats are final (committed) on return, the events too.
 
     ``results``, if given, receives each file's stats as it starts, so a caller
     still has the counts (with the unresolved lines) when the database fails.
@@ -112,9 +121,11 @@ async def ingest_paths(
     async with AsyncExitStack() as stack:
         if process is None:
             process = await stack.enter_async_context(decoder_process(settings))
-        writer = await stack.enter_async_context(new_writer(settings, db))
+        writer = await stack.enter_async_context(new_writer(settings, db, detection))
         for path in paths:
             decoder = new_decoder(settings, process, source_name(path))
             results.append(decoder.stats)
             await ingest_file(path, decoder, writer)
+    if detection is not None:
+        await detection.finish(db)
     return results

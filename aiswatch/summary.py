@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aiswatch.detection import Detection
 from ingest.pipeline import IngestStats
 from storage.queries import VesselSummary
 
@@ -61,3 +62,21 @@ def render_vessels(vessels: Sequence[VesselSummary]) -> str:
             f"{(v.ship_type or '-')!s:>4} {v.positions:>6}  {where} {v.last_seen:%Y-%m-%d %H:%M:%S}Z"
         )
     return "\n".join(rows)
+
+
+def render_detection(detection: Detection) -> str:
+    engine = detection.engine
+    counts = ", ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in sorted(engine.counts.items()))
+    ignored: dict[str, int] = {}
+    for w in engine.watched.values():
+        for reason, n in w.track.counts.items():
+            ignored[reason] = ignored.get(reason, 0) + n
+    lines = [
+        f"detectors: {len(engine.watched):,} vessels watched;"
+        f" {detection.events_written:,} event revisions written",
+    ]
+    if counts:
+        lines.append(f"  {counts}")
+    if ignored:
+        lines.append("  positions of watched vessels ignored: " + _reasons(ignored))
+    return "\n".join(lines)

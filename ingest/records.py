@@ -10,8 +10,11 @@ and alerts can all depend on it.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 #: Message types whose positions are stored (static and voyage data come from 5, 19 and 24).
 POSITION_TYPES = frozenset({1, 2, 3, 18, 19, 27})
@@ -74,3 +77,51 @@ class StaticReport(NamedTuple):
     eta: datetime | None
     #: How many NMEA sentences carried the message (for line accounting; not stored).
     sentences: int = 1
+
+
+#: What an event says about its fact: still going on, over, or found not to have happened.
+EventState = Literal["open", "closed", "withdrawn"]
+
+#: The kinds of event the detectors report, named plainly.
+EVENT_KINDS = (
+    "port_call",
+    "zone_entry",
+    "zone_exit",
+    "appeared_in_port",
+    "dark_gap",
+    "identity_change",
+    "draught_change",
+    "implausible_position",
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Event:
+    """A fact about a vessel, with identity.
+
+    ``id`` is derived from (``mmsi``, ``kind``, ``start``, ``key``), where
+    ``key`` tells apart events of one kind that start together (two zones of
+    one port). The detectors revise an event by producing it again with the
+    same identity; storage keeps a revision number and writes nothing when
+    nothing changed. ``vessel`` is the watchlist entry's name. ``lat`` and
+    ``lon`` are where it happened (degrees), ``details`` the kind's own facts
+    (JSON-ready, units in the names).
+    """
+
+    kind: str
+    mmsi: int
+    start: datetime
+    state: EventState = "closed"
+    end: datetime | None = None
+    port: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    key: str = ""
+    vessel: str = ""
+    imo: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        ident = f"{self.mmsi}|{self.kind}|{self.start.isoformat()}|{self.key}"
+        return hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()

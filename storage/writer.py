@@ -14,7 +14,9 @@ seconds, then, in one transaction per batch:
    case pays for one COPY only,
 3. COPYs static reports into their stage and merges them into the vessel
    identity history (``aiswatch_apply_static``),
-4. adds the source's new line counts to ``source_counters``.
+4. adds the source's new line counts to ``source_counters``,
+5. hands the positions new to the database, and the static reports, to the
+   ``hook`` (the detectors), which writes its events in the same transaction.
 
 Counts reach the source's :class:`~ingest.pipeline.IngestStats` only after the
 commit, so "stored" means committed. A database that goes away is retried with
@@ -31,7 +33,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import psycopg
 
@@ -50,19 +52,15 @@ STATIC_COLUMNS: Final = [
     "timestamptz", "int4", "int2", "int4", "text", "text", "int2", "int2",
     "int2", "int2", "int2", "float4", "text", "timestamptz", "int2",
 ]  # fmt: skip
-_COLUMNS: Final = (
+POSITION_FIELDS: Final = (
     "ts, mmsi, msg_type, lat, lon, speed, course, heading, status, turn, accuracy, second, "
     "station, payload_crc"
 )
+# Only when some rows conflicted: which ones were new?
 _INSERT_POSITIONS: Final = (
-    f"INSERT INTO positions ({_COLUMNS}) SELECT {_COLUMNS} FROM positions_stage ON CONFLICT DO NOTHING"
+    f"INSERT INTO positions ({POSITION_FIELDS}) SELECT {POSITION_FIELDS} FROM positions_stage"
+    " ON CONFLICT DO NOTHING RETURNING mmsi, ts, payload_crc"
 )
-# Only when some rows conflicted: which lines did this transaction store?
-_STORED_LINES: Final = """
-SELECT coalesce(sum(s.sentences), 0) FROM positions_stage s
-JOIN positions p USING (mmsi, ts, payload_crc)
-WHERE p.xmin = pg_current_xact_id()::xid
-"""
 _ADD_COUNTERS: Final = """
 INSERT INTO source_counters (source, outcome, reason, lines) VALUES (%s, %s, %s, %s)
 ON CONFLICT (source, outcome, reason)
@@ -70,6 +68,18 @@ DO UPDATE SET lines = source_counters.lines + EXCLUDED.lines, updated_at = now()
 """
 #: The longest wait for a pooled connection in one attempt.
 CONNECTION_TIMEOUT_S: Final = 10.0
+
+
+class BatchHook(Protocol):
+    """Runs inside each batch's transaction, after its rows are written."""
+
+    async def in_transaction(
+        self, cur: psycopg.AsyncCursor[Any], positions: list[Position], statics: list[StaticReport]
+    ) -> None: ...
+
+    def after_commit(self) -> None: ...
+
+    def after_failure(self) -> None: ...
 
 
 @dataclass
@@ -115,12 +125,14 @@ class RecordWriter:
         max_delay_s: float = 1.0,
         queue_chunks: int = 8,
         give_up_s: float = 60.0,
+        hook: BatchHook | None = None,
     ) -> None:
         if batch_rows < 1 or max_delay_s <= 0 or queue_chunks < 1 or give_up_s <= 0:
             raise ValueError("batch_rows, max_delay_s, queue_chunks and give_up_s must be positive")
         #: A batch the database has not taken for this long fails the writer.
         self.give_up_s = give_up_s
         self.db = db
+        self.hook = hook
         self.batch_rows = batch_rows
         self.max_delay_s = max_delay_s
         self.stats = WriterStats()
@@ -210,8 +222,9 @@ class RecordWriter:
         while True:
             try:
                 results = await self._write(batch)
-                break
             except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
+                if self.hook is not None:
+                    self.hook.after_failure()
                 waited = time.perf_counter() - began
                 if waited >= self.give_up_s:
                     raise StorageError(
@@ -223,6 +236,14 @@ class RecordWriter:
                 attempt += 1
                 log.warning("database: write failed (%s); retry %d in %.1f s", exc, attempt, delay)
                 await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                if self.hook is not None:
+                    self.hook.after_failure()
+                raise
+            if self.hook is not None:
+                self.hook.after_commit()
+            break
         for item, (stored, already, snapshot, changes, stored_positions) in zip(batch, results, strict=True):
             item.stats.stored += stored
             item.stats.already_stored += already
@@ -244,8 +265,14 @@ class RecordWriter:
         async with self.db.pool.connection(timeout=min(CONNECTION_TIMEOUT_S, self.give_up_s)) as conn:
             await self.db.partitions.ensure(conn, days)
             async with conn.transaction(), conn.cursor() as cur:
+                new_positions: list[Position] = []
                 for item in batch:
-                    results.append(await self._write_source(cur, item))
+                    result, new = await self._write_source(cur, item)
+                    results.append(result)
+                    new_positions.extend(new)
+                if self.hook is not None:
+                    statics = [s for item in batch for s in item.statics]
+                    await self.hook.in_transaction(cur, new_positions, statics)
         return results
 
     async def _copy_new_positions(self, cur: psycopg.AsyncCursor[Any], positions: list[Position]) -> bool:
@@ -254,7 +281,7 @@ class RecordWriter:
         try:
             async with (
                 cur.connection.transaction(),  # a savepoint
-                cur.copy(f"COPY positions ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy,
+                cur.copy(f"COPY positions ({POSITION_FIELDS}) FROM STDIN (FORMAT BINARY)") as copy,
             ):
                 copy.set_types(POSITION_COLUMNS[:-1])
                 for position in positions:
@@ -265,29 +292,36 @@ class RecordWriter:
 
     async def _merge_positions(
         self, cur: psycopg.AsyncCursor[Any], positions: list[Position]
-    ) -> tuple[int, int]:
-        """Insert what is new; return (rows inserted, lines they came in)."""
+    ) -> tuple[list[Position], int]:
+        """Insert what is new; return the new rows, and the lines they came in
+        (a message repeated within the batch is one row, but all its lines)."""
         async with cur.copy("COPY positions_stage FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(POSITION_COLUMNS)
             for position in positions:
                 await copy.write_row(position)
         await cur.execute(_INSERT_POSITIONS)
-        inserted = cur.rowcount
-        await cur.execute(_STORED_LINES)
-        stored_lines = int((await cur.fetchone() or (0,))[0])
+        inserted = {(mmsi, ts, crc) for mmsi, ts, crc in await cur.fetchall()}
         await cur.execute("TRUNCATE positions_stage")
-        return inserted, stored_lines
+        new: dict[tuple[int, Any, int], Position] = {}
+        lines = 0
+        for p in positions:
+            key = (p.mmsi, p.ts, p.payload_crc)
+            if key in inserted:
+                new.setdefault(key, p)
+                lines += p.sentences
+        return list(new.values()), lines
 
     async def _write_source(
         self, cur: psycopg.AsyncCursor[Any], item: _Pending
-    ) -> tuple[int, int, Counter[tuple[str, str]], int, int]:
-        stored = already = changes = inserted = 0
+    ) -> tuple[tuple[int, int, Counter[tuple[str, str]], int, int], list[Position]]:
+        stored = already = changes = 0
+        new: list[Position] = []
         if item.positions:
             lines = sum(p.sentences for p in item.positions)
             if await self._copy_new_positions(cur, item.positions):
-                inserted, stored_lines = len(item.positions), lines
+                new, stored_lines = item.positions, lines
             else:
-                inserted, stored_lines = await self._merge_positions(cur, item.positions)
+                new, stored_lines = await self._merge_positions(cur, item.positions)
             stored += stored_lines
             already += lines - stored_lines
         if item.statics:
@@ -309,4 +343,4 @@ class RecordWriter:
                 _ADD_COUNTERS,
                 [(item.stats.source, outcome, reason, n) for (outcome, reason), n in delta.items()],
             )
-        return stored, already, snapshot, changes, inserted
+        return (stored, already, snapshot, changes, len(new)), new

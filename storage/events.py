@@ -1,0 +1,187 @@
+"""Events, their outbox, watchlist matches and detector history: the SQL.
+
+Writing an event is idempotent: an unchanged event writes nothing; a changed
+one bumps its revision; each written revision also goes to ``event_outbox``
+in the same statement, so the alert dispatcher sees every revision once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest.records import Event, Position, StaticReport
+from storage.writer import POSITION_FIELDS
+
+_UPSERT: Final = """
+WITH up AS (
+    INSERT INTO events AS e
+        (id, kind, state, vessel, mmsi, imo, port, zone_key, start_ts, end_ts, lat, lon, details)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (id) DO UPDATE SET
+        state = EXCLUDED.state, vessel = EXCLUDED.vessel, imo = EXCLUDED.imo, port = EXCLUDED.port,
+        end_ts = EXCLUDED.end_ts, lat = EXCLUDED.lat, lon = EXCLUDED.lon, details = EXCLUDED.details,
+        revision = e.revision + 1, updated_at = now()
+    WHERE (e.state, e.vessel, e.imo, e.port, e.end_ts, e.lat, e.lon, e.details)
+          IS DISTINCT FROM
+          (EXCLUDED.state, EXCLUDED.vessel, EXCLUDED.imo, EXCLUDED.port, EXCLUDED.end_ts,
+           EXCLUDED.lat, EXCLUDED.lon, EXCLUDED.details)
+    RETURNING e.*
+)
+INSERT INTO event_outbox (event_id, revision, kind, state, payload)
+SELECT id, revision, kind, state, to_jsonb(up) - 'created_at' - 'updated_at' FROM up
+"""
+_EVENT_COLUMNS: Final = "kind, mmsi, start_ts, state, end_ts, port, lat, lon, zone_key, vessel, imo, details"
+_STATIC_COLUMNS: Final = (
+    "valid_from, mmsi, msg_type, imo, callsign, shipname, ship_type, to_bow, to_stern, to_port, "
+    "to_starboard, draught, destination, eta"
+)
+
+
+def event_row(event: Event) -> tuple[Any, ...]:
+    return (
+        event.id, event.kind, event.state, event.vessel, event.mmsi, event.imo, event.port, event.key,
+        event.start, event.end, event.lat, event.lon, Jsonb(dict(event.details)),
+    )  # fmt: skip
+
+
+async def write_events(cur: psycopg.AsyncCursor[Any], events: Sequence[Event]) -> None:
+    if events:
+        await cur.executemany(_UPSERT, [event_row(e) for e in events])
+
+
+def _event(row: Sequence[Any]) -> Event:
+    kind, mmsi, start, state, end, port, lat, lon, key, vessel, imo, details = row
+    return Event(
+        kind=kind, mmsi=mmsi, start=start, state=state, end=end, port=port, lat=lat, lon=lon, key=key,
+        vessel=vessel, imo=imo, details=details,
+    )  # fmt: skip
+
+
+async def load_events(conn: psycopg.AsyncConnection[Any]) -> list[Event]:
+    cur = await conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events")
+    return [_event(row) for row in await cur.fetchall()]
+
+
+async def find_events(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    vessel: str | None = None,
+    kinds: Iterable[str] = (),
+    port: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_withdrawn: bool = False,
+) -> list[tuple[Event, str, int]]:
+    """Events by vessel (watchlist name, MMSI or IMO), kind, port and start
+    time, oldest first, each with its id and revision."""
+    where = ["true"]
+    args: list[Any] = []
+    if vessel:
+        where.append("(upper(vessel) = upper(%s) OR mmsi::text = %s OR imo::text = %s)")
+        args += [vessel, vessel, vessel]
+    kinds = list(kinds)
+    if kinds:
+        where.append("kind = ANY(%s)")
+        args.append(kinds)
+    if port:
+        where.append("upper(port) = upper(%s)")
+        args.append(port)
+    if since:
+        where.append("coalesce(end_ts, 'infinity') >= %s")
+        args.append(since)
+    if until:
+        where.append("start_ts < %s")
+        args.append(until)
+    if not include_withdrawn:
+        where.append("state <> 'withdrawn'")
+    cur = await conn.execute(
+        f"SELECT {_EVENT_COLUMNS}, id, revision FROM events WHERE {' AND '.join(where)}"
+        " ORDER BY start_ts, vessel, id",
+        args,
+    )
+    return [(_event(row[:-2]), row[-2], row[-1]) for row in await cur.fetchall()]
+
+
+async def write_matches(
+    cur: psycopg.AsyncCursor[Any], matches: Iterable[tuple[str, int, str, Sequence[str]]]
+) -> None:
+    rows = list(matches)
+    if rows:
+        await cur.executemany(
+            """
+            INSERT INTO watchlist_matches (entry, mmsi, level, reasons) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (entry, mmsi) DO UPDATE SET level = EXCLUDED.level, reasons = EXCLUDED.reasons,
+                updated_at = now()
+            WHERE (watchlist_matches.level, watchlist_matches.reasons)
+                  IS DISTINCT FROM (EXCLUDED.level, EXCLUDED.reasons)
+            """,
+            [(entry, mmsi, level, list(reasons)) for entry, mmsi, level, reasons in rows],
+        )
+
+
+async def load_matches(conn: psycopg.AsyncConnection[Any]) -> list[tuple[str, int, str, list[str], datetime]]:
+    cur = await conn.execute(
+        "SELECT entry, mmsi, level, reasons, first_at FROM watchlist_matches ORDER BY entry, level, mmsi"
+    )
+    return [tuple(row) for row in await cur.fetchall()]
+
+
+async def save_watermark(cur: psycopg.AsyncCursor[Any], watermark: datetime | None) -> None:
+    if watermark is not None:
+        await cur.execute(
+            "INSERT INTO detector_state (name, value) VALUES ('watermark', %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = greatest(detector_state.value, EXCLUDED.value)",
+            (watermark,),
+        )
+
+
+async def load_watermark(conn: psycopg.AsyncConnection[Any]) -> datetime | None:
+    row = await (await conn.execute("SELECT value FROM detector_state WHERE name = 'watermark'")).fetchone()
+    return None if row is None else row[0]
+
+
+async def load_identities(conn: psycopg.AsyncConnection[Any]) -> list[StaticReport]:
+    """Each identity every vessel has had, at the first time it had it: what
+    the watchlist matching needs at start."""
+    cur = await conn.execute(
+        f"""SELECT DISTINCT ON (mmsi, imo, shipname, callsign) {_STATIC_COLUMNS}
+            FROM vessel_static ORDER BY mmsi, imo, shipname, callsign, valid_from"""
+    )
+    return sorted((StaticReport(*row) for row in await cur.fetchall()), key=lambda r: r.ts)
+
+
+async def load_history(
+    conn: psycopg.AsyncConnection[Any], mmsi: int, since: datetime | None
+) -> tuple[list[Position | StaticReport], datetime | None]:
+    """A vessel's stored positions and identity changes since ``since``,
+    oldest first; and ``since`` again if older positions exist (a truncated window)."""
+    bound = "" if since is None else "AND ts >= %s"
+    args: tuple[Any, ...] = (mmsi,) if since is None else (mmsi, since)
+    positions = await (
+        await conn.execute(
+            f"SELECT {POSITION_FIELDS} FROM positions WHERE mmsi = %s {bound} ORDER BY ts", args
+        )
+    ).fetchall()
+    statics = await (
+        await conn.execute(
+            f"SELECT {_STATIC_COLUMNS} FROM vessel_static WHERE mmsi = %s ORDER BY valid_from", (mmsi,)
+        )
+    ).fetchall()
+    truncated = None
+    if since is not None:
+        row = await (
+            await conn.execute("SELECT 1 FROM positions WHERE mmsi = %s AND ts < %s LIMIT 1", args)
+        ).fetchone()
+        truncated = since if row is not None else None
+        # the identity in effect at the window's start is its baseline
+        before = [r for r in statics if r[0] < since]
+        statics = before[-1:] + [r for r in statics if r[0] >= since]
+    records: list[Position | StaticReport] = [Position(*row) for row in positions]
+    records += [StaticReport(*row) for row in statics]
+    records.sort(key=lambda r: (r.ts, isinstance(r, Position)))
+    return records, truncated
