@@ -87,6 +87,10 @@ class Voyage:
         """Send (changed) static and voyage data now."""
         for name, value in changes.items():
             setattr(self, name, value)
+        if self._last_static == self.now:  # one report a second: this one replaces the routine one
+            self.messages.pop(
+                next(i for i in range(len(self.messages) - 1, -1, -1) if self.messages[i][1]["type"] == 5)
+            )
         self._last_static = self.now
         self.messages.append(
             (self.now, {

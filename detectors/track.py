@@ -368,8 +368,11 @@ class VesselTrack:
         self.identity_history.append((report.ts, merged))
         if not previous:
             return  # the first report is the baseline, not a change
+        # a field heard for the first time (type 24 part B after part A) is not a change
         changes = {
-            k: [previous.get(k), merged[k]] for k in IDENTITY_FIELDS if merged.get(k) != previous.get(k)
+            k: [previous[k], merged[k]]
+            for k in IDENTITY_FIELDS
+            if previous.get(k) is not None and merged.get(k) != previous[k]
         }
         if changes:
             self._emit(

@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform
 
 from detectors.geo import KM_PER_DEGREE, LocalFrame, distance_nm
 from ingest.errors import ConfigError
@@ -107,11 +106,9 @@ class PortZones:
 def _local(geometry: BaseGeometry) -> tuple[LocalFrame, BaseGeometry]:
     point = geometry.representative_point()
     frame = LocalFrame(point.y, point.x)
-
-    def project(x: Any, y: Any, z: Any = None) -> tuple[Any, Any]:
-        return (x - frame.lon0) * frame.kx, (y - frame.lat0) * KM_PER_DEGREE
-
-    return frame, transform(project, geometry)
+    scale = np.array([frame.kx, KM_PER_DEGREE])
+    offset = np.array([frame.lon0, frame.lat0])
+    return frame, shapely.transform(geometry, lambda coords: (coords - offset) * scale)
 
 
 def load_zones(path: Path = DEFAULT_ZONES, *, exit_margin_km: float = 1.0) -> PortZones:
