@@ -23,6 +23,7 @@ import typer
 from aiswatch import __version__
 from aiswatch.config import Settings, load_settings
 from aiswatch.logs import setup_logging
+from aiswatch.scenario import SCENARIO_START, write_scenario
 from aiswatch.service import decoder_process, ingest_paths, new_detection, open_database
 from aiswatch.summary import render_detection, render_stats, render_total, render_vessels
 from aiswatch.views import event_json, events_table, jsonl, port_call_json, port_calls_table, watchlist_table
@@ -161,22 +162,45 @@ async def _demo(settings: Settings) -> None:
     typer.echo(
         f"aiswatch demo: replaying {DEMO_CAPTURE} (Danish Maritime Authority, 11 June 2010) into {where}\n"
     )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    scenario = settings.data_dir / "scenario-synthetic.nmea"
+    scenario_lines = write_scenario(scenario)
     with resources.as_file(capture) as path:
         async with decoder_process(settings) as process, open_database(settings) as db:
             began = time.perf_counter()
-            (stats,) = await ingest_paths(settings, [str(path)], db, process)
+            (stats,) = await ingest_paths(
+                settings, [str(path)], db, process, detection=new_detection(settings)
+            )
             elapsed = time.perf_counter() - began
             async with db.pool.connection() as conn:
                 vessels = await busiest_vessels(conn, limit=10)
                 counts = await table_counts(conn)
-    typer.echo(render_stats(stats, elapsed_s=elapsed))
-    typer.echo(
-        f"\nIn the database: {counts['positions']:,} positions, {counts['vessels']:,} vessels,"
-        f" {counts['vessel_static']:,} identity records. The busiest vessels:\n"
-    )
-    typer.echo(render_vessels(vessels))
-    if stats.already_stored:
-        typer.echo("\n(Run before: replaying the same capture stored nothing twice.)")
+            typer.echo(render_stats(stats, elapsed_s=elapsed))
+            typer.echo(
+                f"\nIn the database: {counts['positions']:,} positions, {counts['vessels']:,} vessels,"
+                f" {counts['vessel_static']:,} identity records. The busiest vessels:\n"
+            )
+            typer.echo(render_vessels(vessels))
+            if stats.already_stored:
+                typer.echo("\n(Run before: replaying the same capture stored nothing twice.)")
+            typer.echo(
+                f"\nNow a SYNTHETIC scenario ({scenario_lines:,} lines in {scenario}),"
+                " generated from the real port zones: the Rajin - Vostochny - Dunai pattern of 2024,"
+                " dark legs and decoys included (invented MMSIs and timings).\n"
+            )
+            detection = new_detection(settings)
+            (scenario_stats,) = await ingest_paths(
+                settings, [str(scenario)], db, process, detection=detection
+            )
+            async with db.pool.connection() as conn:
+                events = await find_events(conn, since=SCENARIO_START)
+    typer.echo(render_stats(scenario_stats))
+    if detection is not None:
+        typer.echo(render_detection(detection))
+    typer.echo("\nEvents (aiswatch events):\n")
+    typer.echo(events_table(events))
+    typer.echo("\nPort calls (aiswatch port-calls):\n")
+    typer.echo(port_calls_table([e for e, _, _ in events if e.kind == "port_call"]))
 
 
 def _time(value: str | None, option: str) -> datetime | None:

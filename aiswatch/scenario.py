@@ -32,6 +32,8 @@ from detectors.geo import distance_nm
 from detectors.zones import PortZones, load_zones
 
 STATIC_EVERY = timedelta(minutes=30)
+#: When the scenario begins (its first ship sets out a little later).
+SCENARIO_START = datetime(2024, 3, 10, 0, 0, tzinfo=UTC)
 
 
 def _checksum(body: str) -> str:
@@ -163,7 +165,7 @@ def voyages(zones: PortZones | None = None) -> list[Voyage]:
     zones = zones or load_zones()
     rajin, vostochny, dunai = (_berth(zones, p) for p in ("Rajin", "Vostochny", "Dunai"))
     off_rajin, off_vostochny, off_dunai = (_offing(zones, p) for p in ("Rajin", "Vostochny", "Dunai"))
-    t0 = datetime(2024, 3, 10, 0, 0, tzinfo=UTC)
+    t0 = SCENARIO_START
 
     # LADY R (identified by its IMO): loads at Rajin, goes dark, appears in Vostochny.
     lady_r = Voyage(273_100_001, "LADY R", t0, off_rajin[0] - 0.3, off_rajin[1] + 0.2, imo=9161003,

@@ -62,6 +62,10 @@ def _when(ts: datetime | None) -> str:
     return "-" if ts is None else f"{ts:%Y-%m-%d %H:%M}Z"
 
 
+def _m(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def describe(event: Event) -> str:
     """One line saying what the event means."""
     d = event.details
@@ -131,7 +135,7 @@ def port_calls_table(calls: Sequence[Event]) -> str:
             notes.append("left dark")
         if e.state == "open":
             notes.append("still in port")
-        draught = f"{d.get('draught_arrival') or '-'}>{d.get('draught_departure') or '-'}"
+        draught = f"{_m(d.get('draught_arrival'))}>{_m(d.get('draught_departure'))}"
         dwell = "-" if d.get("dwell_h") is None else f"{d['dwell_h']:.1f}"
         out.append(
             f"{e.vessel:<12.12} {e.mmsi:>9} {(e.port or '-'):<10} {_when(e.start):<17} {_when(e.end):<17}"

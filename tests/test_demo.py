@@ -30,7 +30,16 @@ def test_demo_runs_on_embedded_defaults_and_replays_idempotently(tmp_path: Path)
     assert re.search(r"stored +3,899\n", first.stdout)
     assert "TRANSJORUND" in first.stdout  # a vessel with its identity, from the capture
     assert "Traceback" not in first.stderr
+    # the synthetic scenario's events: a loaded ship leaving Rajin, a dark arrival at Vostochny
+    assert "SYNTHETIC" in first.stdout
+    assert re.search(r"LADY R +273100001 +Rajin .* loaded", first.stdout)
+    assert re.search(r"appeared_in_port +closed +LADY R +273100001 +Vostochny", first.stdout)
+    assert re.search(r"dark_gap +closed +LADY R .* could have called at: .*Vostochny", first.stdout)
+    assert "215100005" not in first.stdout and "667100006" not in first.stdout  # the decoys
+    events = first.stdout.split("Events (aiswatch events):")[1]
     second = run_demo(tmp_path)
     assert second.returncode == 0, second.stderr
     assert re.search(r"already stored +3,899", second.stdout)
     assert "stored nothing twice" in second.stdout
+    assert "0 event revisions written" in second.stdout
+    assert second.stdout.split("Events (aiswatch events):")[1] == events
