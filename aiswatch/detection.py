@@ -11,6 +11,7 @@ their tables. A restart therefore writes no event twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -77,9 +78,15 @@ class Detection:
         """Feed the batch just written in this transaction; write what changed."""
         if not self._loaded:
             await self._load(cur.connection)
+        # The detectors' CPU work runs in a thread, so that the event loop keeps
+        # the decoding process fed meanwhile (the engine is only ever used by
+        # the writer's task, one batch at a time).
+        await asyncio.to_thread(self._observe, positions, statics)
+        await self._settle(cur)
+
+    def _observe(self, positions: Sequence[Position], statics: Sequence[StaticReport]) -> None:
         self.engine.observe(positions, statics)
         self.engine.advance(self.clock() if self.clock is not None else None)
-        await self._settle(cur)
 
     def after_commit(self) -> None:
         self.engine.committed_events(self._written)
@@ -121,9 +128,12 @@ class Detection:
 
     async def _settle(self, cur: psycopg.AsyncCursor[Any]) -> None:
         engine = self.engine
-        for mmsi, since in engine.needs_history().items():
-            records, truncated = await store.load_history(cur.connection, mmsi, since)
-            engine.rebuild(mmsi, records, truncated_at=truncated)
+        stale = engine.needs_history()
+        if stale:
+            since = next(iter(stale.values()))
+            histories = await store.load_histories(cur.connection, list(stale), since)
+            for mmsi, (records, truncated) in histories.items():
+                engine.rebuild(mmsi, records, truncated_at=truncated)
         events = engine.changes()
         await store.write_events(cur, events)
         await store.write_matches(

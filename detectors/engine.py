@@ -22,9 +22,10 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from detectors.rules import DetectorRules
 from detectors.track import IDENTITY_FIELDS, LandMask, VesselTrack
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 Record = Position | StaticReport
 _RANK: dict[MatchLevel, int] = {"rejected": 0, "candidate": 1, "probable": 2, "identified": 3}
 REPORTABLE = frozenset({"identified", "probable"})
+_TS = attrgetter("ts")
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Watched:
     match: Match
     track: VesselTrack
     buffer: list[Record] = field(default_factory=list)
+    #: Were its events reported at the last look? (A candidate's are held back.)
+    reported: bool = False
 
     @property
     def level(self) -> MatchLevel:
@@ -147,23 +151,22 @@ class DetectorEngine:
 
     # -- records and clock ------------------------------------------------
 
-    def observe(self, positions: Iterable[Position], statics: Iterable[StaticReport]) -> None:
-        latest = self.max_event_ts
-        watched = self.watched
+    def observe(self, positions: Sequence[Position], statics: Sequence[StaticReport]) -> None:
+        """Take a batch; the per-record work for unwatched traffic is a set lookup, in C."""
+        watched, stale = self.watched, self._stale
         for report in statics:
             self.consider(report)
-            if latest is None or report.ts > latest:
-                latest = report.ts
-            w = watched.get(report.mmsi)
-            if w is not None and report.mmsi not in self._stale:
-                w.buffer.append(report)
-        for position in positions:
-            w = watched.get(position.mmsi)
-            if w is not None and position.mmsi not in self._stale:
-                w.buffer.append(position)
-            if latest is None or position.ts > latest:
-                latest = position.ts
-        self.max_event_ts = latest
+        times = [r.ts for r in statics]
+        if positions:
+            times.append(max(map(_TS, positions)))
+        if self.max_event_ts is not None:
+            times.append(self.max_event_ts)
+        self.max_event_ts = max(times, default=None)
+        mine: list[Record] = [r for r in statics if r.mmsi in watched]
+        mine += [p for p in positions if p.mmsi in watched]
+        for record in mine:
+            if record.mmsi not in stale:
+                watched[record.mmsi].buffer.append(record)
 
     def advance(self, now: datetime | None = None) -> None:
         """Move the watermark to ``now`` (live) or to the latest event time
@@ -207,7 +210,8 @@ class DetectorEngine:
     # -- rebuilding from storage ------------------------------------------
 
     def needs_history(self) -> dict[int, datetime | None]:
-        """MMSIs whose track must be rebuilt, with the start of the window to load."""
+        """MMSIs whose track must be rebuilt, with the start of the window to
+        load (the same for all of them)."""
         since = None if self.watermark is None else self.watermark - self.history
         return dict.fromkeys(sorted(self._stale), since)
 
@@ -231,6 +235,7 @@ class DetectorEngine:
             gone = event.mmsi == mmsi and event.state != "withdrawn" and event.id not in track.events
             if gone and (truncated_at is None or event.start >= truncated_at) and event.key != "mmsi":
                 track.events[event.id] = replace(event, state="withdrawn")
+                track.dirty.add(event.id)
 
     def restart(self) -> None:
         """Every watched track is to be rebuilt from storage (at start)."""
@@ -247,17 +252,29 @@ class DetectorEngine:
         self._mmsi_changes()
         out = []
         for mmsi, w in self.watched.items():
+            track = w.track
+            if not track.dirty and (w.reported or w.match.level != "candidate"):
+                continue  # nothing new, and no corroboration to re-judge
             key = (w.match.entry.name, mmsi)
-            if self.matches.get(key) is not None and self.matches[key].level != w.level:
-                self.matches[key] = replace(w.match, level=w.level, reasons=w.reasons)
+            level = w.level
+            if self.matches.get(key) is not None and self.matches[key].level != level:
+                self.matches[key] = replace(w.match, level=level, reasons=w.reasons)
                 self.dirty_matches.add(key)
-            if w.level not in REPORTABLE or mmsi in self._stale:
+            if mmsi in self._stale:
                 continue
-            imo = w.track.identity.get("imo") or w.match.entry.imo
-            for event in w.track.events.values():
+            if level not in REPORTABLE:
+                w.reported = False
+                track.dirty.clear()  # held back; looked at in full once corroborated
+                continue
+            ids = track.dirty if w.reported else track.events.keys()
+            w.reported = True
+            imo = track.identity.get("imo") or w.match.entry.imo
+            for event_id in ids:
+                event = track.events[event_id]
                 ready = replace(event, vessel=w.match.entry.name, imo=imo) if event.vessel == "" else event
-                if self.committed.get(event.id) != ready:
+                if self.committed.get(event_id) != ready:
                     out.append(ready)
+            track.dirty = set()
         return out
 
     def committed_events(self, events: Iterable[Event]) -> None:
@@ -284,6 +301,7 @@ class DetectorEngine:
                 )
                 if event.id not in w.track.events or w.track.events[event.id].details != event.details:
                     w.track.events[event.id] = event
+                    w.track.dirty.add(event.id)
 
 
 def _repeats(track: VesselTrack, report: StaticReport) -> bool:

@@ -33,3 +33,9 @@ class DetectorRules:
     moored_gap_h: float = 12.0
     #: Speed assumed for "could it have reached a port" when the watchlist has none.
     default_max_speed_kn: float = 14.0
+
+    @property
+    def shortest_gap_h(self) -> float:
+        return min(
+            self.near_port_underway_gap_h, self.near_port_moored_gap_h, self.underway_gap_h, self.moored_gap_h
+        )

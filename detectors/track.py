@@ -80,6 +80,8 @@ class VesselTrack:
     #: fix is then not "first seen", and events before it are not ours to judge.
     origin: datetime | None = None
     events: dict[str, Event] = field(default_factory=dict)
+    #: Ids of the events found or revised since the engine last looked.
+    dirty: set[str] = field(default_factory=set)
     counts: Counter[str] = field(default_factory=Counter)
     #: Event time of the newest record taken.
     frontier: datetime | None = None
@@ -104,7 +106,7 @@ class VesselTrack:
         if record.lat is None or record.lon is None:
             self.counts["position_not_available"] += 1
             return
-        if self.land is not None and self.land.far_inland(record.lat, record.lon):
+        if self.land is not None and self._inland(record):
             self.counts["position_inland"] += 1
             return
         if self.pending is None:
@@ -118,6 +120,14 @@ class VesselTrack:
             return
         self._accept(held)
 
+    def _inland(self, fix: Position) -> bool:
+        """Far inland? A fix close to the last accepted one (at sea) is not: no lookup."""
+        assert self.land is not None and fix.lat is not None and fix.lon is not None
+        last = self.last
+        if last is not None and abs(fix.lat - last.lat) + abs(fix.lon - last.lon) < 0.05:  # type: ignore[operator]
+            return False
+        return self.land.far_inland(fix.lat, fix.lon)
+
     def advance(self, now: datetime) -> None:
         """The clock reached ``now``: judge a lone fix, open a silence."""
         held = self.pending
@@ -129,6 +139,8 @@ class VesselTrack:
                 self._accept(held)
         last = self.last
         if last is None or self.pending is not None or self._open_gap is not None:
+            return
+        if _h(now - last.ts) <= self.rules.shortest_gap_h:
             return
         threshold_h = self.gap_threshold_h(last)
         if _h(now - last.ts) > threshold_h:
@@ -148,11 +160,16 @@ class VesselTrack:
 
     def _too_fast(self, a: Position, b: Position) -> bool:
         assert a.lat is not None and a.lon is not None and b.lat is not None and b.lon is not None
-        miles = distance_nm(a.lat, a.lon, b.lat, b.lon) - self.rules.position_slack_nm
+        slack, limit = self.rules.position_slack_nm, self.rules.max_plausible_speed_kn
+        hours = abs(_h(b.ts - a.ts))
+        # an upper bound on the distance first (a degree of longitude is at most 60 nm): no trigonometry
+        bound = (abs(a.lat - b.lat) + abs(a.lon - b.lon)) * 60.0 - slack
+        if bound <= 0 or (hours > 0 and bound / hours <= limit):
+            return False
+        miles = distance_nm(a.lat, a.lon, b.lat, b.lon) - slack
         if miles <= 0:
             return False
-        hours = abs(_h(b.ts - a.ts))
-        return hours == 0 or miles / hours > self.rules.max_plausible_speed_kn
+        return hours == 0 or miles / hours > limit
 
     def _implausible(self, fix: Position, after: Position | None) -> None:
         self.counts["position_implausible"] += 1
@@ -184,7 +201,7 @@ class VesselTrack:
     def gap_threshold_h(self, fix: Position) -> float:
         assert fix.lat is not None and fix.lon is not None
         rules = self.rules
-        near = self.zones.nearest_port_nm(fix.lat, fix.lon) <= rules.near_port_nm
+        near = self.zones.near_port(fix.lat, fix.lon, rules.near_port_nm)
         if self.at_rest(fix):
             return rules.near_port_moored_gap_h if near else rules.moored_gap_h
         return rules.near_port_underway_gap_h if near else rules.underway_gap_h
@@ -196,7 +213,11 @@ class VesselTrack:
     def _accept(self, fix: Position) -> None:
         assert fix.lat is not None and fix.lon is not None
         last = self.last
-        silent = last is not None and _h(fix.ts - last.ts) > self.gap_threshold_h(last)
+        silent = (
+            last is not None
+            and _h(fix.ts - last.ts) > self.rules.shortest_gap_h
+            and _h(fix.ts - last.ts) > self.gap_threshold_h(last)
+        )
         if last is not None and silent:
             self._close_gap(last, fix)
         self._open_gap = None
@@ -396,4 +417,5 @@ class VesselTrack:
         if self.origin is not None and event.start < self.origin:
             return event  # judged before this window: not ours to revise
         self.events[event.id] = event
+        self.dirty.add(event.id)
         return event

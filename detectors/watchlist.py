@@ -15,7 +15,7 @@ import csv
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +35,7 @@ _LOOKALIKES = str.maketrans(
 _DROP = str.maketrans("", "", " -_.,'\"/@")
 
 
+@lru_cache(maxsize=65_536)  # names repeat: every ship says its name every 6 minutes
 def normalise_name(name: str | None) -> str:
     """Compare names by this: case, spaces, hyphens, ``@`` padding, accents
     and look-alike characters do not count (``Maia-1`` == ``MAIA I@@``)."""

@@ -67,8 +67,13 @@ class Region:
     name: str
     frame: LocalFrame
     polygon: BaseGeometry
+    #: Degrees: (west, south, east, north).
+    bounds: tuple[float, float, float, float]
 
     def contains(self, lat: float, lon: float) -> bool:
+        west, south, east, north = self.bounds
+        if not (south <= lat <= north and west <= lon <= east):
+            return False
         x, y = self.frame.xy(lat, lon)
         return bool(shapely.contains_xy(self.polygon, x, y))
 
@@ -99,8 +104,12 @@ class PortZones:
     def in_region(self, lat: float, lon: float) -> bool:
         return self.near_any(lat, lon) or any(r.contains(lat, lon) for r in self.regions)
 
-    def nearest_port_nm(self, lat: float, lon: float) -> float:
-        return min((distance_nm(lat, lon, p.lat, p.lon) for p in self.ports), default=float("inf"))
+    def near_port(self, lat: float, lon: float, within_nm: float) -> bool:
+        """Is a port within ``within_nm``? (A latitude difference alone rules most out.)"""
+        return any(
+            abs(lat - p.lat) * 60.0 <= within_nm and distance_nm(lat, lon, p.lat, p.lon) <= within_nm
+            for p in self.ports
+        )
 
 
 def _local(geometry: BaseGeometry) -> tuple[LocalFrame, BaseGeometry]:
@@ -135,7 +144,7 @@ def load_zones(path: Path = DEFAULT_ZONES, *, exit_margin_km: float = 1.0) -> Po
             frame, local = _local(geometry)
             if "region" in props:
                 shapely.prepare(local)
-                regions.append(Region(str(props["region"]), frame, local))
+                regions.append(Region(str(props["region"]), frame, local, geometry.bounds))
                 continue
             port, name = str(props["port"]), str(props["zone"])
             outer = local.buffer(exit_margin_km)

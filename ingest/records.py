@@ -120,8 +120,8 @@ class Event:
     vessel: str = ""
     imo: int | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    id: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def id(self) -> str:
+    def __post_init__(self) -> None:
         ident = f"{self.mmsi}|{self.kind}|{self.start.isoformat()}|{self.key}"
-        return hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
+        object.__setattr__(self, "id", hashlib.blake2b(ident.encode(), digest_size=12).hexdigest())

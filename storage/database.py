@@ -35,6 +35,11 @@ CREATE TEMP TABLE IF NOT EXISTS static_stage (
     to_port smallint, to_starboard smallint, draught real, destination text,
     eta timestamptz, sentences smallint
 ) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS events_stage (
+    id text, kind text, state text, vessel text, mmsi integer, imo integer, port text,
+    zone_key text, start_ts timestamptz, end_ts timestamptz, lat double precision,
+    lon double precision, details jsonb
+) ON COMMIT DELETE ROWS;
 """
 
 

@@ -21,7 +21,8 @@ _UPSERT: Final = """
 WITH up AS (
     INSERT INTO events AS e
         (id, kind, state, vessel, mmsi, imo, port, zone_key, start_ts, end_ts, lat, lon, details)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    SELECT id, kind, state, vessel, mmsi, imo, port, zone_key, start_ts, end_ts, lat, lon, details
+    FROM events_stage
     ON CONFLICT (id) DO UPDATE SET
         state = EXCLUDED.state, vessel = EXCLUDED.vessel, imo = EXCLUDED.imo, port = EXCLUDED.port,
         end_ts = EXCLUDED.end_ts, lat = EXCLUDED.lat, lon = EXCLUDED.lon, details = EXCLUDED.details,
@@ -50,8 +51,15 @@ def event_row(event: Event) -> tuple[Any, ...]:
 
 
 async def write_events(cur: psycopg.AsyncCursor[Any], events: Sequence[Event]) -> None:
-    if events:
-        await cur.executemany(_UPSERT, [event_row(e) for e in events])
+    """Upsert ``events`` (one statement, through a COPY-filled stage) and
+    queue every revision that changed in the outbox."""
+    if not events:
+        return
+    async with cur.copy("COPY events_stage FROM STDIN") as copy:
+        for event in events:
+            await copy.write_row(event_row(event))
+    await cur.execute(_UPSERT)
+    await cur.execute("TRUNCATE events_stage")
 
 
 def _event(row: Sequence[Any]) -> Event:
@@ -155,33 +163,42 @@ async def load_identities(conn: psycopg.AsyncConnection[Any]) -> list[StaticRepo
     return sorted((StaticReport(*row) for row in await cur.fetchall()), key=lambda r: r.ts)
 
 
-async def load_history(
-    conn: psycopg.AsyncConnection[Any], mmsi: int, since: datetime | None
-) -> tuple[list[Position | StaticReport], datetime | None]:
-    """A vessel's stored positions and identity changes since ``since``,
-    oldest first; and ``since`` again if older positions exist (a truncated window)."""
-    bound = "" if since is None else "AND ts >= %s"
-    args: tuple[Any, ...] = (mmsi,) if since is None else (mmsi, since)
-    positions = await (
-        await conn.execute(
-            f"SELECT {POSITION_FIELDS} FROM positions WHERE mmsi = %s {bound} ORDER BY ts", args
-        )
-    ).fetchall()
-    statics = await (
-        await conn.execute(
-            f"SELECT {_STATIC_COLUMNS} FROM vessel_static WHERE mmsi = %s ORDER BY valid_from", (mmsi,)
-        )
-    ).fetchall()
-    truncated = None
+async def load_histories(
+    conn: psycopg.AsyncConnection[Any], mmsis: Sequence[int], since: datetime | None
+) -> dict[int, tuple[list[Position | StaticReport], datetime | None]]:
+    """For each vessel: its stored positions and identity changes since
+    ``since``, oldest first, and ``since`` again if older positions exist (a
+    truncated window, whose first identity is the one in effect at its start).
+    Three queries, whatever the number of vessels."""
+    bound = "" if since is None else "AND ts >= %(since)s"
+    args = {"mmsis": list(mmsis), "since": since}
+    out: dict[int, tuple[list[Position | StaticReport], datetime | None]] = {m: ([], None) for m in mmsis}
+    cur = await conn.execute(
+        f"SELECT {POSITION_FIELDS} FROM positions WHERE mmsi = ANY(%(mmsis)s) {bound} ORDER BY mmsi, ts", args
+    )
+    for row in await cur.fetchall():
+        out[row[1]][0].append(Position(*row))
+    truncated: set[int] = set()
     if since is not None:
-        row = await (
-            await conn.execute("SELECT 1 FROM positions WHERE mmsi = %s AND ts < %s LIMIT 1", args)
-        ).fetchone()
-        truncated = since if row is not None else None
-        # the identity in effect at the window's start is its baseline
-        before = [r for r in statics if r[0] < since]
-        statics = before[-1:] + [r for r in statics if r[0] >= since]
-    records: list[Position | StaticReport] = [Position(*row) for row in positions]
-    records += [StaticReport(*row) for row in statics]
-    records.sort(key=lambda r: (r.ts, isinstance(r, Position)))
-    return records, truncated
+        cur = await conn.execute(
+            "SELECT m FROM unnest(%(mmsis)s::integer[]) m"
+            " WHERE EXISTS (SELECT 1 FROM positions WHERE mmsi = m AND ts < %(since)s)",
+            args,
+        )
+        truncated = {m for (m,) in await cur.fetchall()}
+    cur = await conn.execute(
+        f"SELECT {_STATIC_COLUMNS} FROM vessel_static WHERE mmsi = ANY(%(mmsis)s) ORDER BY mmsi, valid_from",
+        args,
+    )
+    statics: dict[int, list[StaticReport]] = {}
+    for row in await cur.fetchall():
+        statics.setdefault(row[1], []).append(StaticReport(*row))
+    for mmsi, reports in statics.items():
+        kept = reports
+        if since is not None:  # the identity in effect at the window's start is its baseline
+            kept = [r for r in reports if r.ts < since][-1:] + [r for r in reports if r.ts >= since]
+        out[mmsi][0].extend(kept)
+    for mmsi, (records, _) in out.items():
+        records.sort(key=lambda r: (r.ts, isinstance(r, Position)))
+        out[mmsi] = (records, since if mmsi in truncated else None)
+    return out
