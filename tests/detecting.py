@@ -52,11 +52,25 @@ class Run:
         *,
         lateness_s: float = 300.0,
     ) -> None:
-        self.engine = DetectorEngine(
-            watchlist or load_watchlist(), zones or load_zones(), rules, allowed_lateness_s=lateness_s
-        )
+        self._config = (watchlist or load_watchlist(), zones or load_zones(), rules, lateness_s)
+        self.engine = self._new_engine()
         self.stored: dict[tuple[int, datetime, int], Record] = {}
         self.revisions: list[Event] = []
+
+    def _new_engine(self) -> DetectorEngine:
+        watchlist, zones, rules, lateness_s = self._config
+        return DetectorEngine(watchlist, zones, rules, allowed_lateness_s=lateness_s)
+
+    def restart(self) -> None:
+        """A new process: the engine starts from what was stored and committed,
+        as aiswatch.detection does from the database."""
+        old, self.engine = self.engine, self._new_engine()
+        self.engine.watermark = old.watermark
+        self.engine.load_committed(old.committed.values())
+        for record in sorted(self.stored.values(), key=lambda r: r.ts):
+            if isinstance(record, StaticReport):
+                self.engine.consider(record)
+        self.engine.restart()
 
     def batch(
         self, positions: Sequence[Position], statics: Sequence[StaticReport] = (), now: datetime | None = None
