@@ -171,6 +171,8 @@ def test_cli_a_wrong_database_url_is_one_line() -> None:
         ("[ingest]\nbatch_row = 10\n", ["ingest.batch_row", "Extra inputs"]),
         ("log_level = 'LOUD'\n", ["log_level"]),
         ("[ingest\n", ["not valid TOML"]),
+        ("[detectors.rules]\nstop_below = 1\n", ["detectors.rules.stop_below"]),
+        ("[detectors]\nallowed_lateness_s = -1\n", ["detectors.allowed_lateness_s"]),
     ],
 )
 def test_cli_a_bad_config_names_the_setting(tmp_path: Path, toml: str, words: list[str]) -> None:
@@ -278,3 +280,26 @@ def test_cli_version() -> None:
     result = aiswatch("--version")
     assert result.returncode == 0
     assert re.fullmatch(r"aiswatch \d+\.\d+\.\d+\n", result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "setting", "words"),
+    [
+        ("watchlist.toml", None, "watchlist", ["watchlist", "No such file"]),
+        ("watchlist.toml", "[[entry]]\nidentifiers = []\n", "watchlist", ["entry 1", "missing 'name'"]),
+        ("watchlist.toml", '[[entry]]\nname = "X"\nidentifiers = [{ kind = "imo", value = "nine" }]\n',
+         "watchlist", ["entry 1", "imo 'nine' is not a number"]),
+        ("ports.geojson", "{not json", "zones", ["port zones", "not a GeoJSON FeatureCollection"]),
+        ("ports.geojson", '{"features": [{"properties": {"port": "X"}, "geometry": {"type": "Point",'
+         ' "coordinates": [1, 2]}}]}', "zones", ["feature 1", "needs a valid polygon"]),
+    ],
+)  # fmt: skip
+def test_cli_a_bad_watchlist_or_zones_file_is_one_line_naming_it(
+    tmp_path: Path, database_url: str, name: str, content: str | None, setting: str, words: list[str]
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    env = {"AISWATCH_DATABASE_URL": database_url, f"AISWATCH_DETECTORS__{setting.upper()}": str(path)}
+    result = aiswatch("ingest", "-", env=env, stdin=b"")
+    assert_one_clean_error(result, 2, str(path), *words)

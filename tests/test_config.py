@@ -18,6 +18,8 @@ def test_the_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> Non
     assert settings.log_level == "INFO"
     assert settings.ingest.batch_rows == 20_000
     assert settings.storage.timescaledb == "auto"
+    assert settings.detectors.rules.near_port_underway_gap_h == 1.0
+    assert settings.detectors.allowed_lateness_s == 300
 
 
 def test_environment_beats_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
