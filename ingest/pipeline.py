@@ -38,9 +38,10 @@ class IngestStats:
     """What happened to every line of one source.
 
     ``lines == stored + already_stored + duplicate + filtered + malformed +
-    pending`` at all times, where ``pending`` lines wait for the rest of their
-    message or for the database. ``already_stored`` lines were read before (a
-    replay) and found in the database.
+    lost + pending`` at all times, where ``pending`` lines wait for the rest of
+    their message or for the database. ``already_stored`` lines were read
+    before (a replay) and found in the database; ``lost`` lines could not be
+    kept (the database away and the spool full).
     """
 
     source: str
@@ -49,6 +50,7 @@ class IngestStats:
     stored: int = 0
     already_stored: int = 0
     duplicate: int = 0
+    lost: int = 0
     filtered: Counter[str] = field(default_factory=Counter)
     malformed: Counter[str] = field(default_factory=Counter)
     messages_by_type: Counter[int] = field(default_factory=Counter)
@@ -68,6 +70,7 @@ class IngestStats:
             self.stored
             + self.already_stored
             + self.duplicate
+            + self.lost
             + sum(self.filtered.values())
             + sum(self.malformed.values())
         )

@@ -22,6 +22,13 @@ Counts reach the source's :class:`~ingest.pipeline.IngestStats` only after the
 commit, so "stored" means committed. A database that goes away is retried with
 backoff (each attempt logged) for ``give_up_s``; then the writer fails with a
 :class:`StorageError` and the lines it held stay counted as unresolved.
+
+With a :class:`~storage.spool.Spool` (the live service), a batch the database
+refuses goes to the spool at once and the writer carries on taking batches,
+which follow it there, in order, while the database is away; every
+``retry_s`` the oldest spooled batch is tried again, and once the spool is
+empty batches go straight to the database again. A batch the full spool
+cannot take is lost: counted (``lost``) and logged as an error, never silent.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from types import TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import psycopg
 
@@ -41,6 +48,7 @@ from ingest.errors import StorageError
 from ingest.pipeline import IngestStats
 from ingest.records import Position, StaticReport
 from storage.database import Database, redact
+from storage.spool import Spool, SpooledBatch
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,9 @@ class WriterStats:
     batches: int = 0
     rows: int = 0
     retries: int = 0
+    spooled_batches: int = 0
+    replayed_batches: int = 0
+    lost_lines: int = 0
     last_flush_s: float = 0.0
     total_flush_s: float = 0.0
 
@@ -107,6 +118,7 @@ def counter_snapshot(stats: IngestStats) -> Counter[tuple[str, str]]:
             ("stored", ""): stats.stored,
             ("already_stored", ""): stats.already_stored,
             ("duplicate", ""): stats.duplicate,
+            ("lost", "spool_full"): stats.lost,
         }
     )
     snapshot.update({("filtered", r): n for r, n in stats.filtered.items()})
@@ -126,6 +138,8 @@ class RecordWriter:
         queue_chunks: int = 8,
         give_up_s: float = 60.0,
         hook: BatchHook | None = None,
+        spool: Spool | None = None,
+        retry_s: float = 2.0,
     ) -> None:
         if batch_rows < 1 or max_delay_s <= 0 or queue_chunks < 1 or give_up_s <= 0:
             raise ValueError("batch_rows, max_delay_s, queue_chunks and give_up_s must be positive")
@@ -133,6 +147,11 @@ class RecordWriter:
         self.give_up_s = give_up_s
         self.db = db
         self.hook = hook
+        self.spool = spool
+        self.retry_s = retry_s
+        #: Each source's stats by name, for the batches replayed from the spool.
+        self._sources: dict[str, IngestStats] = {}
+        self._last_spool_warning = 0.0
         self.batch_rows = batch_rows
         self.max_delay_s = max_delay_s
         self.stats = WriterStats()
@@ -193,30 +212,105 @@ class RecordWriter:
         rows = 0
         started = 0.0
         closing = False
+        next_replay = 0.0
+        spool = self.spool
         while not closing:
-            timeout = None if not pending else max(0.0, started + self.max_delay_s - time.monotonic())
+            deadlines = [started + self.max_delay_s] if pending else []
+            if spool is not None and len(spool):
+                deadlines.append(next_replay)
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             try:
-                item = await asyncio.wait_for(self._queue.get(), timeout)
+                item: _Pending | bool | None = await asyncio.wait_for(self._queue.get(), timeout)
             except TimeoutError:
-                pass  # the oldest pending row reached max_delay_s: flush what we have
-            else:
-                if item is None:
-                    closing = True
-                else:
-                    if not pending:
-                        started = time.monotonic()
-                    batch = pending.setdefault(item.stats.source, _Pending(item.stats))
-                    batch.positions.extend(item.positions)
-                    batch.statics.extend(item.statics)
-                    rows += len(item.positions) + len(item.statics)
-                    if rows < self.batch_rows and time.monotonic() - started < self.max_delay_s:
-                        continue
-            if pending:
+                item = False  # a batch's age is up, or the spool is due for a retry
+            if item is None:
+                closing = True
+            elif isinstance(item, _Pending):
+                self._sources[item.stats.source] = item.stats
+                if not pending:
+                    started = time.monotonic()
+                batch = pending.setdefault(item.stats.source, _Pending(item.stats))
+                batch.positions.extend(item.positions)
+                batch.statics.extend(item.statics)
+                rows += len(item.positions) + len(item.statics)
+            now = time.monotonic()
+            if spool is not None and len(spool) and now >= next_replay:
+                await self._replay()
+                next_replay = time.monotonic() + self.retry_s
+            if pending and (closing or rows >= self.batch_rows or now - started >= self.max_delay_s):
                 await self._flush(list(pending.values()))
                 pending.clear()
                 rows = 0
+        if spool is not None and len(spool):
+            log.error(
+                "database: stopping with %d batches (%d bytes) in the spool %s;"
+                " they are replayed at the next start",
+                len(spool), spool.bytes, spool.directory,
+            )  # fmt: skip
+
+    def _stats_for(self, source: str) -> IngestStats:
+        if source not in self._sources:
+            self._sources[source] = IngestStats(source)
+        return self._sources[source]
+
+    async def _replay(self) -> None:
+        """Write spooled batches, oldest first, while the database takes them."""
+        assert self.spool is not None
+        while (spooled := self.spool.oldest()) is not None:
+            batch = [
+                _Pending(self._stats_for(source), positions, statics)
+                for source, positions, statics in spooled
+            ]
+            try:
+                await self._commit(batch, on_failure="raise")
+            except psycopg.OperationalError as exc:
+                now = time.monotonic()
+                if now - self._last_spool_warning > 30:
+                    self._last_spool_warning = now
+                    log.warning(
+                        "database: still away (%s); %d batches (%d bytes) wait in the spool",
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                        len(self.spool), self.spool.bytes,
+                    )  # fmt: skip
+                return
+            self.spool.pop()
+            self.stats.replayed_batches += 1
+            if not len(self.spool):
+                log.warning("database: back; the spool is replayed and empty")
+
+    def _to_spool(self, batch: list[_Pending], reason: str) -> None:
+        assert self.spool is not None
+        spooled: SpooledBatch = [(i.stats.source, i.positions, i.statics) for i in batch]
+        if self.spool.put(spooled):
+            if not self.stats.spooled_batches or len(self.spool) == 1:
+                log.warning(
+                    "database: %s; batches go to the spool %s until it is back", reason, self.spool.directory
+                )
+            self.stats.spooled_batches += 1
+            return
+        lines = 0
+        for item in batch:
+            lost = sum(p.sentences for p in item.positions) + sum(s.sentences for s in item.statics)
+            item.stats.lost += lost
+            lines += lost
+        self.stats.lost_lines += lines
+        log.error(
+            "database: %s and the spool is full (%d bytes): %d lines LOST (%d lost so far)",
+            reason, self.spool.bytes, lines, self.stats.lost_lines,
+        )  # fmt: skip
 
     async def _flush(self, batch: list[_Pending]) -> None:
+        if self.spool is None:
+            await self._commit(batch, on_failure="retry")
+        elif len(self.spool):
+            self._to_spool(batch, "away")  # behind older spooled batches: order is kept
+        else:
+            await self._commit(batch, on_failure="spool")
+
+    async def _commit(self, batch: list[_Pending], *, on_failure: Literal["retry", "spool", "raise"]) -> None:
+        """Write ``batch`` in one transaction. When the database fails: retry
+        with backoff for ``give_up_s`` and raise :class:`StorageError`, spool
+        the batch, or raise the database's error, as ``on_failure`` says."""
         began = time.perf_counter()
         attempt = 0
         while True:
@@ -225,11 +319,17 @@ class RecordWriter:
             except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
                 if self.hook is not None:
                     self.hook.after_failure()
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if on_failure == "spool":
+                    self._to_spool(batch, f"write failed ({reason})")
+                    return
+                if on_failure == "raise":
+                    raise
                 waited = time.perf_counter() - began
                 if waited >= self.give_up_s:
+                    where = redact(self.db.url)
                     raise StorageError(
-                        f"the database at {redact(self.db.url)} did not take writes for {waited:.0f} s"
-                        f" ({str(exc).strip().splitlines()[0]})"
+                        f"the database at {where} did not take writes for {waited:.0f} s ({reason})"
                     ) from exc
                 self.stats.retries += 1
                 delay = min(8.0, 0.25 * 2**attempt, max(0.0, self.give_up_s - waited))

@@ -1,0 +1,160 @@
+"""An MQTT subscriber (aiomqtt): raw NMEA payloads and AIS-catcher's JSON.
+
+MQTT 3.1.1 or 5, TLS and username/password, QoS 1, and a persistent session
+(a fixed client id, no clean start, a session expiry), so the broker keeps
+QoS 1 messages while aiswatch restarts. Topic wildcards work; with
+``shared_group``, MQTT 5 shared subscriptions (``$share/GROUP/TOPIC``) split
+one feed between several aiswatch instances.
+
+A payload is JSON when it starts with ``{`` or ``[`` (AIS-catcher's JSON_NMEA
+and JSON_FULL: see :mod:`ingest.jsonfeeds`), NMEA lines otherwise. Messages
+waiting in the client's queue are taken together, so the decoder gets chunks,
+not single sentences.
+
+Known limit: paho-mqtt (under aiomqtt) acknowledges a QoS 1 message when it
+reaches the client's queue, not when it is stored; a kill -9 loses what was
+acknowledged and not yet written (a clean stop drains the queue first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.jsonfeeds import FeedError, aiscatcher_lines, aiscatcher_position
+from ingest.sources.live import (
+    Chunk,
+    SourceState,
+    backoff_s,
+    sleep_unless_stopped,
+    split_lines,
+    until_stopped,
+)
+
+log = logging.getLogger(__name__)
+
+#: Messages taken from the client's queue into one chunk, at most.
+CHUNK_MESSAGES = 2000
+
+
+@dataclass(frozen=True, kw_only=True)
+class MqttOptions:
+    host: str
+    port: int = 1883
+    topics: tuple[str, ...] = ("ais/data",)
+    qos: int = 1
+    client_id: str = "aiswatch"
+    protocol: int = 5  # 5, or 4 for MQTT 3.1.1
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    shared_group: str | None = None
+    session_expiry_s: int = 86_400
+    keepalive_s: int = 30
+
+
+def subscriptions(options: MqttOptions) -> list[str]:
+    if options.shared_group:
+        return [f"$share/{options.shared_group}/{topic}" for topic in options.topics]
+    return list(options.topics)
+
+
+def _client(options: MqttOptions) -> aiomqtt.Client:
+    tls = ssl.create_default_context(cafile=options.ca_file) if options.tls else None
+    if options.protocol == 5:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = options.session_expiry_s
+        return aiomqtt.Client(
+            options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False, properties=properties, username=options.username, password=options.password,
+            tls_context=tls, keepalive=options.keepalive_s,
+        )  # fmt: skip
+    return aiomqtt.Client(
+        options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V311,
+        clean_session=False, username=options.username, password=options.password, tls_context=tls,
+        keepalive=options.keepalive_s,
+    )  # fmt: skip
+
+
+def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
+    """MQTT payloads as one chunk: NMEA lines, tag-blocked JSON sentences, or records."""
+    chunk = Chunk(received)
+    for payload in payloads:
+        body = payload.lstrip()
+        if not body.startswith((b"{", b"[")):
+            chunk.lines += split_lines(b"", payload + b"\n")[0]
+            continue
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            chunk.messages += 1
+            chunk.malformed.append(("json", f"{exc}: {body[:60]!r}"))
+            continue
+        for item in doc if isinstance(doc, list) else [doc]:
+            if isinstance(item, dict) and "nmea" in item:
+                try:
+                    chunk.lines += aiscatcher_lines(item)
+                except FeedError as exc:
+                    chunk.messages += 1
+                    chunk.malformed.append(("json", str(exc)))
+                continue
+            chunk.messages += 1
+            try:
+                if not isinstance(item, dict):
+                    raise FeedError("not a JSON object")
+                chunk.positions.append(aiscatcher_position(item))
+            except FeedError as exc:
+                chunk.malformed.append(("json", str(exc)))
+    return chunk
+
+
+async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Event) -> AsyncIterator[Chunk]:
+    attempt = 0
+    topics = subscriptions(options)
+    while not stop.is_set():
+        try:
+            async with _client(options) as client:
+                for topic in topics:
+                    await client.subscribe(topic, qos=options.qos)
+                state.connected, state.connects = True, state.connects + 1
+                attempt = 0
+                log.info(
+                    "%s: subscribed to %s on %s:%d", state.name, ", ".join(topics), options.host, options.port
+                )
+                messages = client.messages
+                while True:
+                    done, first = await until_stopped(anext(messages), stop)
+                    if not done or first is None:
+                        for topic in topics:  # a clean stop: take what is queued, then leave
+                            await client.unsubscribe(topic)
+                        await asyncio.sleep(0.1)
+                        rest = [await anext(messages) for _ in range(len(messages))]
+                        if rest:
+                            yield payload_chunk([bytes(m.payload) for m in rest], time.time())
+                        return
+                    batch = [first] + [
+                        await anext(messages) for _ in range(min(len(messages), CHUNK_MESSAGES))
+                    ]
+                    now = time.time()
+                    state.heard(now)
+                    yield payload_chunk([bytes(m.payload) for m in batch], now)
+        except aiomqtt.MqttError as exc:
+            state.failures["mqtt"] += 1
+            delay = backoff_s(attempt)
+            attempt += 1
+            log.warning(
+                "%s: broker %s:%d: %s; retry in %.1f s", state.name, options.host, options.port, exc, delay
+            )
+        finally:
+            state.connected = False
+        await sleep_unless_stopped(delay if attempt else 0.0, stop)

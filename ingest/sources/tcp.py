@@ -1,0 +1,96 @@
+"""A TCP client to an NMEA server (AISHub-style feeds, AIS-catcher, rtl_ais).
+
+It reconnects with jittered exponential backoff, and treats a feed silent for
+``read_timeout_s`` as dead (the known failure of feeds that stop sending
+without closing). Lines carry no time of their own as a rule: the decoder
+stamps them with the time they arrived here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from ingest.sources.live import (
+    Chunk,
+    SourceState,
+    backoff_s,
+    sleep_unless_stopped,
+    split_lines,
+    until_stopped,
+)
+
+log = logging.getLogger(__name__)
+
+
+async def tcp_chunks(
+    host: str,
+    port: int,
+    state: SourceState,
+    stop: asyncio.Event,
+    *,
+    read_timeout_s: float = 60.0,
+    connect_timeout_s: float = 10.0,
+) -> AsyncIterator[Chunk]:
+    attempt = 0
+    while not stop.is_set():
+        try:
+            done, pair = await until_stopped(
+                asyncio.wait_for(asyncio.open_connection(host, port), connect_timeout_s), stop
+            )
+        except (OSError, TimeoutError) as exc:
+            state.failures["connect"] += 1
+            delay = backoff_s(attempt)
+            attempt += 1
+            log.warning(
+                "%s: cannot connect to %s:%d (%s); retry in %.1f s", state.name, host, port, exc, delay
+            )
+            await sleep_unless_stopped(delay, stop)
+            continue
+        if not done or pair is None:
+            return
+        reader, writer = pair
+        state.connected, state.connects = True, state.connects + 1
+        attempt = 0
+        log.info("%s: connected to %s:%d", state.name, host, port)
+        carry = b""
+        try:
+            while True:
+                try:
+                    done, data = await until_stopped(
+                        asyncio.wait_for(reader.read(1 << 16), read_timeout_s), stop
+                    )
+                except TimeoutError:
+                    state.failures["silent"] += 1
+                    log.warning(
+                        "%s: nothing for %.0f s from %s:%d; reconnecting",
+                        state.name,
+                        read_timeout_s,
+                        host,
+                        port,
+                    )
+                    break
+                except OSError as exc:
+                    state.failures["read"] += 1
+                    log.warning("%s: connection to %s:%d lost (%s)", state.name, host, port, exc)
+                    break
+                if not done:
+                    return
+                if not data:
+                    state.failures["closed"] += 1
+                    log.warning("%s: %s:%d closed the connection", state.name, host, port)
+                    break
+                now = time.time()
+                state.heard(now)
+                lines, carry = split_lines(carry, data)
+                if lines:
+                    yield Chunk(now, lines)
+        finally:
+            state.connected = False
+            writer.close()
+            if carry.strip():
+                yield Chunk(time.time(), [carry])  # a last line without its newline
+        delay = backoff_s(0)
+        await sleep_unless_stopped(delay, stop)
