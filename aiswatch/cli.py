@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import time
 from collections.abc import Coroutine
@@ -22,6 +23,7 @@ import typer
 
 from aiswatch import __version__
 from aiswatch.config import Settings, load_settings
+from aiswatch.live import run_service
 from aiswatch.logs import setup_logging
 from aiswatch.scenario import SCENARIO_START, write_scenario
 from aiswatch.service import decoder_process, ingest_paths, new_detection, open_database
@@ -140,6 +142,47 @@ async def _ingest(settings: Settings, paths: list[str], results: list[IngestStat
     if detection is not None:
         typer.echo(render_detection(detection))
     return elapsed
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the live service: every configured source into the database, with
+    /health and /metrics; SIGTERM or SIGINT drains and exits 0."""
+    try:
+        settings = _settings(config)
+        code = asyncio.run(_serve(settings))
+    except AiswatchError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+async def _serve(settings: Settings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    service = asyncio.create_task(run_service(settings, stop))
+    done, _ = await asyncio.wait(
+        {service, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
+    )
+    if service not in done:
+        log.warning("aiswatch: stopping; draining for at most %.0f s", settings.service.shutdown_timeout_s)
+        try:
+            await asyncio.wait_for(asyncio.shield(service), settings.service.shutdown_timeout_s)
+        except TimeoutError:
+            service.cancel()
+            typer.echo(
+                f"aiswatch: error: not drained within {settings.service.shutdown_timeout_s:.0f} s"
+                " (service.shutdown_timeout_s); what was not committed is counted as unresolved",
+                err=True,
+            )
+            return 1
+    result = service.result()
+    for source in result.sources:
+        for stats in (source.stats, source.json_stats):
+            if stats.lines:
+                typer.echo(render_stats(stats))
+    return 0
 
 
 @app.command()

@@ -12,10 +12,10 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,6 +79,95 @@ class DetectorSettings(BaseModel):
     rules: DetectorRules = DetectorRules()
 
 
+class _Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: How the source is named in logs, counters and metrics (unique).
+    name: str = Field(min_length=1)
+
+
+class TcpSource(_Source):
+    kind: Literal["tcp"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    #: A feed silent this long is taken for dead and reconnected.
+    read_timeout_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+
+class UdpSource(_Source):
+    kind: Literal["udp"]
+    host: str = "0.0.0.0"  # noqa: S104 - a receiver listens where it is told
+    port: int = Field(ge=1, le=65535)
+
+
+class MqttSource(_Source):
+    kind: Literal["mqtt"]
+    host: str
+    port: int = Field(1883, ge=1, le=65535)
+    topics: list[str] = Field(default_factory=lambda: ["ais/data"], min_length=1)
+    qos: Literal[0, 1] = 1
+    #: Fixed, so that the broker keeps the session (and QoS 1 messages) across restarts.
+    client_id: str = "aiswatch"
+    protocol: Literal["5", "3.1.1"] = "5"
+    username: str | None = None
+    #: The name of the environment variable holding the password (never the password).
+    password_env: str | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    #: MQTT 5 shared subscription group: instances with the same group split the feed.
+    shared_group: str | None = None
+    session_expiry_s: int = Field(86_400, ge=0)
+
+    @model_validator(mode="after")
+    def _shared_needs_v5(self) -> MqttSource:
+        if self.shared_group and self.protocol != "5":
+            raise ValueError("shared_group needs protocol 5 (MQTT 5 shared subscriptions)")
+        return self
+
+
+class AisstreamSource(_Source):
+    kind: Literal["aisstream"]
+    url: str = "wss://stream.aisstream.io/v0/stream"
+    #: The name of the environment variable holding the API key.
+    api_key_env: str = "AISSTREAM_API_KEY"
+    #: [[[lat, lon], [lat, lon]], ...]: corners of each box.
+    bounding_boxes: list[list[list[float]]] = Field(
+        default_factory=lambda: [[[-90.0, -180.0], [90.0, 180.0]]]
+    )
+    mmsi: list[int] = Field(default_factory=list)
+    message_types: list[str] = Field(
+        default_factory=lambda: ["PositionReport", "StandardClassBPositionReport", "ShipStaticData"]
+    )
+    read_timeout_s: float = Field(120.0, gt=0)
+
+
+class FileSource(_Source):
+    kind: Literal["file"]
+    path: Path
+    #: Keep reading what is appended (a growing log), across rotations.
+    follow: bool = True
+
+
+Source = Annotated[
+    TcpSource | UdpSource | MqttSource | AisstreamSource | FileSource, Field(discriminator="kind")
+]
+
+
+class ServiceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: /health and /metrics (Prometheus); port 0 turns them off.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(9108, ge=0, le=65535)
+    #: While the database is away, batches wait on disk up to this size; beyond, they are counted lost.
+    spool_max_mb: float = Field(1024.0, gt=0)
+    #: How often the oldest spooled batch is tried again.
+    spool_retry_s: float = Field(2.0, gt=0)
+    #: On SIGTERM, the longest the service drains before it gives up.
+    shutdown_timeout_s: float = Field(30.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AISWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -93,6 +182,16 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     storage: StorageSettings = StorageSettings()
     detectors: DetectorSettings = DetectorSettings()
+    service: ServiceSettings = ServiceSettings()
+    #: The live feeds ``aiswatch run`` reads (TOML: ``[[sources]]`` tables with a ``kind``).
+    sources: list[Source] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> Settings:
+        names = [source.name for source in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError(f"source names must be unique: {', '.join(sorted(names))}")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -130,7 +229,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
-        setting = ".".join(str(part) for part in error["loc"])
+        setting = ".".join(str(part) for part in error["loc"]) or "configuration"
         where = f" (in {path})" if path else ""
         raise ConfigError(f"setting {setting}{where}: {error['msg']}", setting=setting) from exc
     finally:

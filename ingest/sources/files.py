@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import logging
+import os
 import sys
+import time
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +24,9 @@ from typing import Final, cast
 
 from ingest.errors import SourceError
 from ingest.nmea import MAX_LINE_BYTES
+from ingest.sources.live import Chunk, SourceState, sleep_unless_stopped, split_lines
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES: Final = 1 << 20
 GZIP_MAGIC: Final = b"\x1f\x8b"
@@ -82,3 +88,50 @@ async def read_lines(
     finally:
         if stream is not sys.stdin.buffer:
             await asyncio.to_thread(stream.close)
+
+
+async def follow_chunks(
+    path: str, state: SourceState, stop: asyncio.Event, *, poll_s: float = 0.5
+) -> AsyncIterator[Chunk]:
+    """Tail a growing log (``--follow``): what is there, then what is appended.
+    A file that is replaced or truncated (log rotation) is read again from its
+    start; a missing file is waited for."""
+    handle: io.BufferedReader | None = None
+    identity: tuple[int, int] | None = None
+    carry = b""
+    try:
+        while not stop.is_set():
+            if handle is None:
+                try:
+                    handle = await asyncio.to_thread(open, path, "rb")
+                except OSError as exc:
+                    state.failures["open"] += 1
+                    log.warning("%s: %s (waiting for it)", state.name, exc.strerror or exc)
+                    await sleep_unless_stopped(max(poll_s, 2.0), stop)
+                    continue
+                info = os.fstat(handle.fileno())
+                identity = (info.st_dev, info.st_ino)
+                state.connected, state.connects = True, state.connects + 1
+            data = await asyncio.to_thread(handle.read, CHUNK_BYTES)
+            if data:
+                now = time.time()
+                state.heard(now)
+                lines, carry = split_lines(carry, data)
+                if lines:
+                    yield Chunk(now, lines)
+                continue
+            try:
+                info = os.stat(path)
+                rotated = (info.st_dev, info.st_ino) != identity or info.st_size < handle.tell()
+            except OSError:
+                rotated = True
+            if rotated:
+                handle.close()
+                handle, carry = None, b""
+                state.connected = False
+                continue
+            await sleep_unless_stopped(poll_s, stop)
+    finally:
+        state.connected = False
+        if handle is not None:
+            handle.close()
