@@ -99,8 +99,12 @@ _POSITION_KINDS = frozenset(
 
 def aisstream_record(doc: dict[str, Any]) -> Position | StaticReport | None:
     """An aisstream.io message as a record; None for kinds aiswatch does not store."""
+    kind = doc.get("MessageType")
+    if not isinstance(kind, str):
+        raise FeedError("not an aisstream.io message (no MessageType)")
+    if kind not in _POSITION_KINDS and kind != "ShipStaticData":
+        return None  # a kind aiswatch does not store (counted as filtered by the caller)
     try:
-        kind = doc["MessageType"]
         meta = doc["MetaData"]
         body = doc["Message"][kind]
         ts = _aisstream_time(meta)

@@ -362,7 +362,9 @@ class RecordWriter:
         for item in batch:
             days.update({p.ts.date() for p in item.positions})
         results = []
-        async with self.db.pool.connection(timeout=min(CONNECTION_TIMEOUT_S, self.give_up_s)) as conn:
+        # with a spool, a database that does not answer soon is away: the batch goes to disk
+        timeout = min(CONNECTION_TIMEOUT_S, self.give_up_s, self.retry_s + 1.0 if self.spool else CONNECTION_TIMEOUT_S)
+        async with self.db.pool.connection(timeout=timeout) as conn:
             await self.db.partitions.ensure(conn, days)
             async with conn.transaction(), conn.cursor() as cur:
                 new_positions: list[Position] = []

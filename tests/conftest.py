@@ -19,6 +19,7 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -113,3 +114,23 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
     async with open_database(settings) as database:
         yield database
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Mosquitto of the tests' own, on a free port."""
+    from tests.services import Mosquitto
+
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[Any]:
+    """A PostgreSQL cluster of this test's own (it may stop and start it)."""
+    from tests.services import OwnPostgres
+
+    server = OwnPostgres(tmp_path / "pg")
+    yield server
+    server.stop()
