@@ -363,7 +363,9 @@ class RecordWriter:
             days.update({p.ts.date() for p in item.positions})
         results = []
         # with a spool, a database that does not answer soon is away: the batch goes to disk
-        timeout = min(CONNECTION_TIMEOUT_S, self.give_up_s, self.retry_s + 1.0 if self.spool else CONNECTION_TIMEOUT_S)
+        timeout = min(CONNECTION_TIMEOUT_S, self.give_up_s)
+        if self.spool is not None:
+            timeout = min(timeout, self.retry_s + 1.0)
         async with self.db.pool.connection(timeout=timeout) as conn:
             await self.db.partitions.ensure(conn, days)
             async with conn.transaction(), conn.cursor() as cur:

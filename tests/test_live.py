@@ -423,6 +423,27 @@ async def test_a_broker_restart_loses_no_qos1_message(
     assert await stored(database_url) == expected(before + after)
 
 
+async def test_messages_published_while_aiswatch_is_stopped_wait_in_its_session(
+    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto
+) -> None:
+    topic = f"ais/session-{time.monotonic_ns()}"
+    first, meanwhile = feed[:1000], feed[1000:2500]
+    source = {"kind": "mqtt", "name": "mq", "host": "127.0.0.1", "port": mosquitto.port, "topics": [topic],
+              "client_id": f"aiswatch-session-{time.monotonic_ns()}"}  # fmt: skip
+    settings = live_settings(database_url, tmp_path, [source])
+    async with running(settings) as service, aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+        await eventually(lambda: service.sources[0].state.connected, what="subscribed")
+        for line in first:
+            await client.publish(topic, line, qos=1)
+        await eventually(lambda: lines_read(service) >= len(first))
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:  # aiswatch is stopped (a restart)
+        for line in meanwhile:
+            await client.publish(topic, line, qos=1)
+    async with running(settings) as service:
+        await eventually(lambda: lines_read(service) >= len(meanwhile) and unresolved(service) == 0)
+    assert await stored(database_url) == expected(first + meanwhile)
+
+
 def messages_of(lines: Sequence[bytes]) -> list[bytes]:
     """Lines grouped by AIS message (the fragments of a multi-part message
     together), as a receiver publishes them: one MQTT message each."""

@@ -11,9 +11,11 @@ and JSON_FULL: see :mod:`ingest.jsonfeeds`), NMEA lines otherwise. Messages
 waiting in the client's queue are taken together, so the decoder gets chunks,
 not single sentences.
 
-Known limit: paho-mqtt (under aiomqtt) acknowledges a QoS 1 message when it
-reaches the client's queue, not when it is stored; a kill -9 loses what was
-acknowledged and not yet written (a clean stop drains the queue first).
+A clean stop disconnects without unsubscribing, so the broker keeps what is
+published meanwhile for the next start, and then takes what the client had
+already received. Known limit: paho-mqtt (under aiomqtt) acknowledges a QoS 1
+message when it reaches the client's queue, not when it is stored; a kill -9
+loses what was acknowledged and not yet written.
 """
 
 from __future__ import annotations
@@ -135,19 +137,21 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
                 while True:
                     done, first = await until_stopped(anext(messages), stop)
                     if not done or first is None:
-                        for topic in topics:  # a clean stop: take what is queued, then leave
-                            await client.unsubscribe(topic)
-                        await asyncio.sleep(0.1)
-                        rest = [await anext(messages) for _ in range(len(messages))]
-                        if rest:
-                            yield payload_chunk([bytes(m.payload) for m in rest], time.time())
-                        return
+                        break
                     batch = [first] + [
                         await anext(messages) for _ in range(min(len(messages), CHUNK_MESSAGES))
                     ]
                     now = time.time()
                     state.heard(now)
                     yield payload_chunk([bytes(m.payload) for m in batch], now)
+            # A clean stop: disconnected (the session keeps the subscription, so the broker
+            # holds what comes next); what the client took before is in its queue: take it too.
+            # (aiomqtt has no public way to read its queue once disconnected.)
+            queue = client._queue
+            rest = [queue.get_nowait() for _ in range(queue.qsize())]
+            if rest:
+                yield payload_chunk([bytes(m.payload) for m in rest], time.time())
+            return
         except aiomqtt.MqttError as exc:
             state.failures["mqtt"] += 1
             delay = backoff_s(attempt)
