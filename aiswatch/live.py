@@ -142,12 +142,16 @@ async def pump(source: LiveSource, decoder: RemoteDecoder, writer: RecordWriter,
     while True:
         try:
             async for chunk in chunks_of(source, stop):
+                # MQTT acknowledges a chunk once its records are stored (the last put carries it)
+                ack_lines = chunk.on_stored if not chunk.messages else None
                 if chunk.lines:
                     decoder.submit(chunk.lines, chunk.received)
-                    await writer.put(decoder.stats, *await decoder.next_result())
+                    await writer.put(decoder.stats, *await decoder.next_result(), on_stored=ack_lines)
                 if chunk.messages:
                     _account(source.json_stats, chunk)
-                    await writer.put(source.json_stats, chunk.positions, chunk.statics)
+                    await writer.put(
+                        source.json_stats, chunk.positions, chunk.statics, on_stored=chunk.on_stored
+                    )
                 attempt = 0
             break
         except ConfigError:

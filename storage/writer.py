@@ -37,6 +37,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from types import TracebackType
@@ -95,6 +96,8 @@ class _Pending:
     stats: IngestStats
     positions: list[Position] = field(default_factory=list)
     statics: list[StaticReport] = field(default_factory=list)
+    #: Called once these records are committed or spooled (MQTT acknowledgements).
+    on_stored: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +112,13 @@ class WriterStats:
     lost_lines: int = 0
     last_flush_s: float = 0.0
     total_flush_s: float = 0.0
+
+
+def _stored(batch: list[_Pending]) -> None:
+    for item in batch:
+        for callback in item.on_stored:
+            callback()
+        item.on_stored.clear()
 
 
 def counter_snapshot(stats: IngestStats) -> Counter[tuple[str, str]]:
@@ -191,10 +201,17 @@ class RecordWriter:
             stats.retries,
         )
 
-    async def put(self, stats: IngestStats, positions: list[Position], statics: list[StaticReport]) -> None:
+    async def put(
+        self,
+        stats: IngestStats,
+        positions: list[Position],
+        statics: list[StaticReport],
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
         """Queue one source's records (and counters) for writing; wait while
-        the queue is full; raise the writer's error if it has failed."""
-        await self._enqueue(_Pending(stats, positions, statics))
+        the queue is full; raise the writer's error if it has failed.
+        ``on_stored`` is called once they are committed (or spooled)."""
+        await self._enqueue(_Pending(stats, positions, statics, [on_stored] if on_stored else []))
 
     async def _enqueue(self, item: _Pending | None) -> None:
         """Queue ``item``, or raise the writer's error if it stops first."""
@@ -232,6 +249,7 @@ class RecordWriter:
                 batch = pending.setdefault(item.stats.source, _Pending(item.stats))
                 batch.positions.extend(item.positions)
                 batch.statics.extend(item.statics)
+                batch.on_stored.extend(item.on_stored)
                 rows += len(item.positions) + len(item.statics)
             now = time.monotonic()
             if spool is not None and len(spool) and now >= next_replay:
@@ -282,6 +300,7 @@ class RecordWriter:
         assert self.spool is not None
         spooled: SpooledBatch = [(i.stats.source, i.positions, i.statics) for i in batch]
         if self.spool.put(spooled):
+            _stored(batch)  # on disk, fsynced
             if not self.stats.spooled_batches or len(self.spool) == 1:
                 log.warning(
                     "database: %s; batches go to the spool %s until it is back", reason, self.spool.directory
@@ -294,6 +313,7 @@ class RecordWriter:
             item.stats.lost += lost
             lines += lost
         self.stats.lost_lines += lines
+        _stored(batch)  # lost and counted: a redelivery would be lost again
         log.error(
             "database: %s and the spool is full (%d bytes): %d lines LOST (%d lost so far)",
             reason, self.spool.bytes, lines, self.stats.lost_lines,
@@ -350,6 +370,7 @@ class RecordWriter:
             item.stats.identity_changes += changes
             item.stats.positions_stored += stored_positions
             self._persisted[item.stats.source] = snapshot
+        _stored(batch)
         self.stats.batches += 1
         self.stats.rows += sum(len(i.positions) + len(i.statics) for i in batch)
         self.stats.last_flush_s = time.perf_counter() - began

@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -33,6 +33,9 @@ class Chunk:
     malformed: list[tuple[str, str]] = field(default_factory=list)
     #: How many decoded-feed messages this chunk carries (records and malformed).
     messages: int = 0
+    #: Called once what the chunk carried is stored (or spooled): a source that can
+    #: acknowledge (MQTT QoS 1) does so then, not on receipt.
+    on_stored: Callable[[], None] | None = None
 
 
 @dataclass

@@ -11,11 +11,14 @@ and JSON_FULL: see :mod:`ingest.jsonfeeds`), NMEA lines otherwise. Messages
 waiting in the client's queue are taken together, so the decoder gets chunks,
 not single sentences.
 
-A clean stop disconnects without unsubscribing, so the broker keeps what is
-published meanwhile for the next start, and then takes what the client had
-already received. Known limit: paho-mqtt (under aiomqtt) acknowledges a QoS 1
-message when it reaches the client's queue, not when it is stored; a kill -9
-loses what was acknowledged and not yet written.
+QoS 1 messages are acknowledged when what they carried is stored (committed,
+or spooled to disk), not when they arrive: a crash or kill -9 loses nothing
+the broker was told we have, and, with at most ``receive_maximum`` messages
+unacknowledged (MQTT 5; the broker's in-flight limit with 3.1.1), a broker
+with a backlog cannot flood aiswatch's memory. A clean stop disconnects
+without unsubscribing, so the broker keeps what is published meanwhile for the
+next start. (aiomqtt does not expose paho's manual acknowledgements; they are
+switched on through its paho client.)
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiomqtt
@@ -63,6 +66,8 @@ class MqttOptions:
     shared_group: str | None = None
     session_expiry_s: int = 86_400
     keepalive_s: int = 30
+    #: MQTT 5: the most QoS 1 messages the broker may send us unacknowledged.
+    receive_maximum: int = 10_000
 
 
 def subscriptions(options: MqttOptions) -> list[str]:
@@ -76,16 +81,30 @@ def _client(options: MqttOptions) -> aiomqtt.Client:
     if options.protocol == 5:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = options.session_expiry_s
-        return aiomqtt.Client(
+        properties.ReceiveMaximum = options.receive_maximum
+        client = aiomqtt.Client(
             options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False, properties=properties, username=options.username, password=options.password,
             tls_context=tls, keepalive=options.keepalive_s,
         )  # fmt: skip
-    return aiomqtt.Client(
+    else:
+        client = aiomqtt.Client(
         options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V311,
         clean_session=False, username=options.username, password=options.password, tls_context=tls,
         keepalive=options.keepalive_s,
     )  # fmt: skip
+    client._client.manual_ack_set(True)
+    return client
+
+
+def _acker(client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> Callable[[], None]:
+    def ack() -> None:
+        paho = client._client
+        for message in messages:
+            if message.qos > 0:
+                paho.ack(message.mid, message.qos)  # disconnected by now: the broker sends it again
+
+    return ack
 
 
 def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
@@ -143,14 +162,11 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
                     ]
                     now = time.time()
                     state.heard(now)
-                    yield payload_chunk([bytes(m.payload) for m in batch], now)
-            # A clean stop: disconnected (the session keeps the subscription, so the broker
-            # holds what comes next); what the client took before is in its queue: take it too.
-            # (aiomqtt has no public way to read its queue once disconnected.)
-            queue = client._queue
-            rest = [queue.get_nowait() for _ in range(queue.qsize())]
-            if rest:
-                yield payload_chunk([bytes(m.payload) for m in rest], time.time())
+                    chunk = payload_chunk([bytes(m.payload) for m in batch], now)
+                    chunk.on_stored = _acker(client, batch)
+                    yield chunk
+            # A clean stop: disconnected without unsubscribing. What the client received and
+            # we did not take is unacknowledged: the broker sends it again at the next start.
             return
         except aiomqtt.MqttError as exc:
             state.failures["mqtt"] += 1
