@@ -46,3 +46,26 @@ def test_a_wrong_value_names_its_setting(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert caught.value.setting == "storage.timescaledb"
+
+
+def test_the_example_sources_load_once_uncommented(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("AISWATCH_CONFIG", raising=False)
+    text = EXAMPLE.read_text()
+    at = text.index("# [[sources]]")
+    head, sources = text[:at], text[at:]
+    uncommented = "\n".join(
+        line[2:]
+        if line.startswith("# [[sources]]") or (line.startswith("# ") and "=" in line.split("#")[1])
+        else line
+        for line in sources.splitlines()
+    )
+    config = tmp_path / "aiswatch.toml"
+    config.write_text(head + uncommented)
+    settings = load_settings(config)
+    assert [s.kind for s in settings.sources] == ["tcp", "udp", "mqtt", "aisstream", "file"]
+    mqtt = settings.sources[2]
+    assert (
+        mqtt.kind == "mqtt"
+        and mqtt.shared_group == "aiswatch"
+        and mqtt.password_env == "AISWATCH_MQTT_PASSWORD"
+    )

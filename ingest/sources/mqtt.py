@@ -49,6 +49,35 @@ log = logging.getLogger(__name__)
 
 #: Messages taken from the client's queue into one chunk, at most.
 CHUNK_MESSAGES = 2000
+#: Flow control: stop reading the socket when this many messages wait in the
+#: client's queue, read again below the lower mark (TCP then holds the broker back).
+QUEUE_HIGH, QUEUE_LOW = 20_000, 5_000
+
+
+class _ReadGate:
+    """Pauses reading the broker's socket while the client's queue is long.
+
+    The MQTT 5 receive maximum should bound what a broker sends ahead of our
+    acknowledgements, but Mosquitto 2.0 sends a stored backlog regardless
+    (measured: 110,000 unacknowledged messages queued with a maximum of
+    2,000), and every queued message costs kilobytes. aiomqtt reads the socket
+    from the event loop; the gate removes that reader and puts aiomqtt's own
+    back (private API, hence the care)."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.paused = False
+
+    def __call__(self, queued: int) -> None:
+        paho = self.client._client
+        sock = paho.socket()
+        if sock is None:
+            return
+        if not self.paused and queued > QUEUE_HIGH:
+            self.paused = asyncio.get_running_loop().remove_reader(sock.fileno())
+        elif self.paused and queued < QUEUE_LOW:
+            self.client._on_socket_open(paho, None, sock)
+            self.paused = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,7 +182,9 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
                     "%s: subscribed to %s on %s:%d", state.name, ", ".join(topics), options.host, options.port
                 )
                 messages = client.messages
+                gate = _ReadGate(client)
                 while True:
+                    gate(len(messages))
                     done, first = await until_stopped(anext(messages), stop)
                     if not done or first is None:
                         break
