@@ -46,6 +46,14 @@ _new = tuple.__new__
 _HEX: Final = {f"{i:02X}".encode(): i for i in range(256)} | {f"{i:02x}".encode(): i for i in range(256)}
 
 
+def _hex(digits: bytes) -> int | None:
+    """Two hex digits, any case, or None."""
+    value = _HEX.get(digits)
+    if value is None and len(digits) == 2 and all(c in b"0123456789abcdefABCDEF" for c in digits):
+        value = int(digits, 16)
+    return value
+
+
 class Sentence(NamedTuple):
     """One valid AIS fragment."""
 
@@ -124,7 +132,9 @@ def _from_match(match: re.Match[bytes]) -> Sentence | Skip:
         if isinstance(parsed, Skip):
             return parsed
         time, station, group = parsed
-    expected = _HEX[checksum]
+    expected = _HEX.get(checksum)
+    if expected is None:  # mixed case ('aC'): still hex, the regex saw to that
+        expected = int(checksum, 16)
     if xor_checksum(body) != expected:
         return Skip(MALFORMED, "checksum")
     frag_count = _DIGIT[count]
@@ -183,7 +193,7 @@ def _diagnose(line: bytes) -> Skip:
     star = line.find(b"*")
     if star < 0 or len(line) < star + 3:
         return Skip(MALFORMED, "truncated", "no checksum")
-    expected = _HEX.get(line[star + 1 : star + 3])
+    expected = _hex(line[star + 1 : star + 3])
     if expected is None:
         return Skip(MALFORMED, "checksum", "checksum is not hex")
     if xor_checksum(line[1:star]) != expected:
@@ -235,7 +245,7 @@ def _parse_tag_block(tag: bytes) -> tuple[float | None, str | None, bytes | None
     star = tag.rfind(b"*")
     if star < 0:
         return Skip(MALFORMED, "tag_block", "no checksum")
-    expected = _HEX.get(tag[star + 1 :])
+    expected = _hex(tag[star + 1 :])
     if expected is None or xor_checksum(tag[:star]) != expected:
         return Skip(MALFORMED, "tag_block", "bad checksum")
     time: float | None = None
@@ -265,7 +275,7 @@ def _parse_tag_block(tag: bytes) -> tuple[float | None, str | None, bytes | None
 def _parse_gatehouse(line: bytes) -> GatehouseTime | Skip:
     """``$PGHP,1,yyyy,mm,dd,HH,MM,SS,mss,country,region,station,online,cs*hh``."""
     star = line.rfind(b"*")
-    expected = _HEX.get(line[star + 1 : star + 3]) if star > 0 else None
+    expected = _hex(line[star + 1 : star + 3]) if star > 0 else None
     if expected is None or xor_checksum(line[1:star]) != expected:
         return Skip(MALFORMED, "checksum", "$PGHP")
     fields = line[1:star].split(b",")

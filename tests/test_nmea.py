@@ -143,3 +143,22 @@ def test_odd_sequence_ids_and_channels_are_malformed() -> None:
         MALFORMED,
         "fragment_number",
     )
+
+
+def test_a_checksum_in_mixed_case_is_still_hex() -> None:
+    """Found by hypothesis on a mutated real line: a checksum such as 'aC' is
+    valid hex and is checked, never a crash."""
+    body = next(
+        b
+        for b in (
+            f"AIVDM,1,1,,A,13HOI:0P0000VOHLCnHQKwvL05I{c},0"
+            for c in "0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVW`abcdefghijklmnopqrstuvw"
+        )
+        if f"{reduce(xor, b.encode(), 0):02X}"[1] in "ABCDEF"  # ASCII: the first digit is 0-7
+    )
+    good = f"{reduce(xor, body.encode(), 0):02X}"
+    mixed = good[0] + good[1].lower()
+    assert isinstance(parse_line(f"!{body}*{mixed}".encode()), Sentence)
+    wrong = f"{(int(good, 16) ^ 0x10):02X}"  # another first digit, the same (letter) second
+    result = parse_line(f"!{body}*{wrong[0]}{wrong[1].lower()}".encode())
+    assert isinstance(result, Skip) and result.reason == "checksum"
