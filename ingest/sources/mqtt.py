@@ -47,6 +47,19 @@ from ingest.sources.live import (
 
 log = logging.getLogger(__name__)
 
+
+class _QuietShutdown(logging.Filter):
+    """paho reports its loop running once more after aiomqtt disconnects
+    ("Client is not connected") as an error: harmless, and not ours to show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Client is not connected" not in record.getMessage()
+
+
+#: paho's own messages, through logging (it would print its errors to stderr).
+paho_log = logging.getLogger(f"{__name__}.paho")
+paho_log.addFilter(_QuietShutdown())
+
 #: Messages taken from the client's queue into one chunk, at most.
 CHUNK_MESSAGES = 2000
 #: Flow control: stop reading the socket when this many messages wait in the
@@ -114,13 +127,13 @@ def _client(options: MqttOptions) -> aiomqtt.Client:
         client = aiomqtt.Client(
             options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False, properties=properties, username=options.username, password=options.password,
-            tls_context=tls, keepalive=options.keepalive_s,
+            tls_context=tls, keepalive=options.keepalive_s, logger=paho_log,
         )  # fmt: skip
     else:
         client = aiomqtt.Client(
         options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V311,
         clean_session=False, username=options.username, password=options.password, tls_context=tls,
-        keepalive=options.keepalive_s,
+        keepalive=options.keepalive_s, logger=paho_log,
     )  # fmt: skip
     client._client.manual_ack_set(True)
     return client
@@ -129,9 +142,11 @@ def _client(options: MqttOptions) -> aiomqtt.Client:
 def _acker(client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> Callable[[], None]:
     def ack() -> None:
         paho = client._client
+        if not paho.is_connected():
+            return  # disconnected since: the broker sends these again, and they are found stored
         for message in messages:
             if message.qos > 0:
-                paho.ack(message.mid, message.qos)  # disconnected by now: the broker sends it again
+                paho.ack(message.mid, message.qos)
 
     return ack
 
