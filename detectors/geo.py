@@ -6,7 +6,6 @@ from math import asin, cos, radians, sin, sqrt
 from typing import Final
 
 EARTH_RADIUS_NM: Final = 3440.065
-KM_PER_NM: Final = 1.852
 #: Kilometres per degree of latitude (and of longitude at the equator).
 KM_PER_DEGREE: Final = 111.32
 
