@@ -32,6 +32,7 @@ from aiswatch.live import Service, run_service
 from ingest.pipeline import LineDecoder
 from storage.database import Database
 from tests.services import Mosquitto, OwnPostgres, free_port
+from tests.test_bad_input import aiswatch
 
 Key = tuple[int, datetime, int]
 
@@ -632,26 +633,14 @@ def test_kill_9_while_spooling_then_restart_replays_the_spool(
 def test_run_without_sources_or_with_a_missing_secret_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "aiswatch.toml"
     config.write_text('database_url = "postgresql://nobody@127.0.0.1:1/x"\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "aiswatch", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = aiswatch("run", "--config", str(config))
     assert result.returncode == 2 and "setting sources: no sources configured" in result.stderr
     assert "Traceback" not in result.stderr
     config.write_text(
         'database_url = "postgresql://nobody@127.0.0.1:1/x"\n[[sources]]\nname = "s"\nkind = "aisstream"\n'
         'api_key_env = "NO_SUCH_KEY_VAR"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "aiswatch", "run", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = aiswatch("run", "--config", str(config))
     assert (
         result.returncode == 2
         and "sources.s.api_key_env" in result.stderr
