@@ -167,9 +167,8 @@ async def _serve(settings: Settings) -> int:
     )
     if service not in done:
         log.warning("aiswatch: stopping; draining for at most %.0f s", settings.service.shutdown_timeout_s)
-        try:
-            await asyncio.wait_for(asyncio.shield(service), settings.service.shutdown_timeout_s)
-        except TimeoutError:
+        await asyncio.wait({service}, timeout=settings.service.shutdown_timeout_s)
+        if not service.done():
             service.cancel()
             typer.echo(
                 f"aiswatch: error: not drained within {settings.service.shutdown_timeout_s:.0f} s"

@@ -22,9 +22,10 @@ import gc
 import logging
 import multiprocessing
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -48,7 +49,10 @@ def _init_worker(log_level: int) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
     # Ctrl-C reaches the whole process group; the parent decides how to stop.
+    # The parent started this process with SIGINT blocked (see _spawning), so
+    # one that came while it was starting is pending: ignore it, then unblock.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
@@ -81,6 +85,19 @@ def peak_rss_kib() -> int | None:
     return None
 
 
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while it starts the worker: the child
+    inherits the mask, so a Ctrl-C while the child is still importing waits
+    (instead of killing it with a traceback) until ``_init_worker`` ignores
+    it. The parent gets its own copy of the signal once unblocked."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class DecoderProcessError(AiswatchError):
     """The decoding process died (killed, out of memory)."""
 
@@ -105,7 +122,8 @@ class DecoderProcess:
             )
             # Start the process now (it takes about a second to import), so that
             # it gets ready while the caller does other set-up.
-            self._executor.submit(gc.collect)
+            with _sigint_blocked():
+                self._executor.submit(gc.collect)
         return self
 
     async def __aexit__(

@@ -90,7 +90,7 @@ class Database:
 
     async def __aenter__(self) -> Database:
         try:
-            conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=10)
+            conn = await psycopg.AsyncConnection.connect(self.url, connect_timeout=10, autocommit=True)
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise StorageError(f"cannot connect to {redact(self.url)}: {reason}") from exc
@@ -100,7 +100,6 @@ class Database:
                 self.flavour = self.migration.flavour
             else:
                 self.flavour = await schema_flavour(conn)
-            await conn.set_autocommit(True)
             self.partitions = PartitionManager(self.flavour)
             await self.partitions.load(conn)
             await self.partitions.maintain(
@@ -110,7 +109,14 @@ class Database:
                 retention_days=self._retention,
                 compress_after_days=self._compress_after,
             )
-        await self.pool.open(wait=True, timeout=30)
+        try:
+            await self.pool.open(wait=True, timeout=30)
+        except BaseException:
+            # Interrupted or timed out: stop the pool's workers, which would
+            # otherwise outlive us (a worker whose connect swallowed a
+            # cancellation never exits, and asyncio.run waits for it forever).
+            await self.pool.close(timeout=5)
+            raise
         log.info("database: pool open on %s (%s schema)", redact(self.url), self.flavour)
         return self
 

@@ -236,8 +236,13 @@ class RecordWriter:
             if spool is not None and len(spool):
                 deadlines.append(next_replay)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            item: _Pending | bool | None
             try:
-                item: _Pending | bool | None = await asyncio.wait_for(self._queue.get(), timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can
+                # swallow a cancellation that comes as an item arrives (and the
+                # interrupted ingest then waits on this task for ever).
+                async with asyncio.timeout(timeout):
+                    item = await self._queue.get()
             except TimeoutError:
                 item = False  # a batch's age is up, or the spool is due for a retry
             if item is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -250,3 +251,41 @@ async def test_positions_stored_from_the_aishub_sample_agree_with_gpsd(
     assert len(rows) == stats.positions_stored > 70_000
     assert not stored - decoded
     assert sum((decoded - stored).values()) == 11 + (stats.positions - stats.positions_stored)
+
+
+async def test_a_writer_cancelled_as_a_batch_arrives_stops(db: Database) -> None:
+    """A cancellation that comes in the same turn as a batch stops the writer.
+    (With ``asyncio.wait_for`` on Python 3.11 it was swallowed, and a Ctrl-C'd
+    ingest waited on the writer for ever: found by the Ctrl-C test in CI.)"""
+    from storage.writer import _Pending
+
+    writer = RecordWriter(db, max_delay_s=60)
+    await writer.__aenter__()
+    task = writer._task
+    assert task is not None
+    writer._queue.put_nowait(_Pending(IngestStats("cancel-test")))
+    await asyncio.sleep(0.01)  # the writer holds a batch, waiting up to 60 s for more
+    writer._queue.put_nowait(_Pending(IngestStats("cancel-test")))
+    task.cancel()
+    await asyncio.wait({task}, timeout=10)
+    assert task.cancelled()
+
+
+async def test_a_database_interrupted_while_its_pool_opens_leaves_no_worker(database_url: str) -> None:
+    """Ctrl-C while the pool opens: the pool is closed on the way out. (Left
+    open, a pool worker whose connect swallowed asyncio.run's final
+    cancellation kept the interrupted CLI waiting for ever.)"""
+
+    def pool_tasks() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if t.get_name().startswith("aiswatch-")]
+
+    db = Database(database_url, migrate=False)
+    opening = asyncio.create_task(db.__aenter__())
+    while not pool_tasks() and not opening.done():  # noqa: ASYNC110 (one loop turn at a time)
+        await asyncio.sleep(0)
+    assert not opening.done(), "the pool opened before it could be interrupted"
+    opening.cancel()
+    await asyncio.wait({opening}, timeout=10)
+    assert opening.cancelled()
+    assert db.pool.closed
+    assert not [t for t in pool_tasks() if not t.done()]

@@ -71,13 +71,14 @@ async def aisstream_chunks(
                 attempt = 0
                 log.info("%s: subscribed at %s", state.name, url)
                 while True:
-                    done, first = await until_stopped(asyncio.wait_for(socket.recv(), read_timeout_s), stop)
+                    done, first = await until_stopped(socket.recv(), stop, timeout_s=read_timeout_s)
                     if not done or first is None:
                         return
                     batch = [first]
                     while len(batch) < 1000:  # what is already here, without waiting
                         try:
-                            batch.append(await asyncio.wait_for(socket.recv(), 0.001))
+                            async with asyncio.timeout(0.001):
+                                batch.append(await socket.recv())
                         except TimeoutError:
                             break
                     now = time.time()

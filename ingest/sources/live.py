@@ -59,21 +59,27 @@ def backoff_s(attempt: int, *, base_s: float = 0.5, cap_s: float = 60.0) -> floa
     return random.uniform(0, min(cap_s, base_s * 2**attempt))  # noqa: S311 - jitter, not crypto
 
 
-async def until_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> tuple[bool, T | None]:
-    """Await ``awaitable`` unless ``stop`` is set first; then cancel it.
-    Returns (completed, result)."""
+async def until_stopped(
+    awaitable: Awaitable[T], stop: asyncio.Event, *, timeout_s: float | None = None
+) -> tuple[bool, T | None]:
+    """Await ``awaitable`` unless ``stop`` is set first, or ``timeout_s``
+    passes (TimeoutError); then cancel it. Returns (completed, result).
+
+    (Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancellation.)"""
     task = asyncio.ensure_future(awaitable)
     if stop.is_set():
         task.cancel()
         return False, None
     stopper = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopper.cancel()
     if task.done():
         return True, task.result()
     task.cancel()
+    if not stop.is_set():
+        raise TimeoutError
     return False, None
 
 

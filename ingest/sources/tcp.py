@@ -38,7 +38,7 @@ async def tcp_chunks(
     while not stop.is_set():
         try:
             done, pair = await until_stopped(
-                asyncio.wait_for(asyncio.open_connection(host, port), connect_timeout_s), stop
+                asyncio.open_connection(host, port), stop, timeout_s=connect_timeout_s
             )
         except (OSError, TimeoutError) as exc:
             state.failures["connect"] += 1
@@ -59,9 +59,7 @@ async def tcp_chunks(
         try:
             while True:
                 try:
-                    done, data = await until_stopped(
-                        asyncio.wait_for(reader.read(1 << 16), read_timeout_s), stop
-                    )
+                    done, data = await until_stopped(reader.read(1 << 16), stop, timeout_s=read_timeout_s)
                 except TimeoutError:
                     state.failures["silent"] += 1
                     log.warning(
