@@ -135,30 +135,65 @@ def _account(stats: IngestStats, chunk: Chunk) -> None:
             stats.note_malformed(reason, 1, stats.lines, detail)
 
 
+#: Chunks decoding while the source reads on (the decoder is another process).
+DECODE_AHEAD = 2
+
+#: What the storing task does next, in the order the source read it: store the
+#: decoder's next result, or records decoded from JSON; then acknowledge.
+_Step = tuple[Chunk | None, Callable[[], None] | None]
+
+
 async def pump(source: LiveSource, decoder: RemoteDecoder, writer: RecordWriter, stop: asyncio.Event) -> None:
-    """Run one source until ``stop``; restart it after a backoff if it fails."""
+    """Run one source until ``stop``; restart it after a backoff if it fails.
+
+    The source reads on while up to ``DECODE_AHEAD`` chunks decode; a second
+    task stores what comes back, in order (so a chunk is acknowledged only
+    once it and everything before it are stored)."""
+    steps: asyncio.Queue[_Step | None] = asyncio.Queue(maxsize=DECODE_AHEAD)
+
+    async def store() -> None:
+        while (step := await steps.get()) is not None:
+            records, on_stored = step
+            if records is None:
+                await writer.put(decoder.stats, *await decoder.next_result(), on_stored=on_stored)
+            else:
+                _account(source.json_stats, records)
+                await writer.put(source.json_stats, records.positions, records.statics, on_stored=on_stored)
+
+    async with asyncio.TaskGroup() as group:
+        storing = group.create_task(store())
+        try:
+            await _read_source(source, decoder, steps, stop)
+        finally:
+            if not storing.done():  # (if it failed, the group raises its error)
+                await steps.put(None)
+    decoder.submit([], time.time(), close=True)  # what waits for the rest of its message is an orphan now
+    for positions, statics in await decoder.drain():
+        await writer.put(decoder.stats, positions, statics)
+    log.info("%s: stopped", source.state.name)
+
+
+async def _read_source(
+    source: LiveSource, decoder: RemoteDecoder, steps: asyncio.Queue[_Step | None], stop: asyncio.Event
+) -> None:
     name = source.state.name
     attempt = 0
     while True:
         try:
             async for chunk in chunks_of(source, stop):
-                # MQTT acknowledges a chunk once its records are stored (the last put carries it)
-                ack_lines = chunk.on_stored if not chunk.messages else None
                 if chunk.lines:
                     decoder.submit(chunk.lines, chunk.received)
-                    await writer.put(decoder.stats, *await decoder.next_result(), on_stored=ack_lines)
+                    # MQTT acknowledges a chunk once its records are stored (the last step carries it)
+                    await steps.put((None, None if chunk.messages else chunk.on_stored))
                 if chunk.messages:
-                    _account(source.json_stats, chunk)
-                    await writer.put(
-                        source.json_stats, chunk.positions, chunk.statics, on_stored=chunk.on_stored
-                    )
+                    await steps.put((chunk, chunk.on_stored))
                 attempt = 0
-            break
+            return
         except ConfigError:
             raise
         except Exception as exc:  # one source's failure must not stop the others
             if isinstance(exc, OSError) and stop.is_set():
-                break
+                return
             source.restarts += 1
             source.errors.append(f"{type(exc).__name__}: {exc}")
             delay = backoff_s(attempt, base_s=1.0)
@@ -167,11 +202,7 @@ async def pump(source: LiveSource, decoder: RemoteDecoder, writer: RecordWriter,
             log.debug("%s: details", name, exc_info=exc)
             await sleep_unless_stopped(delay, stop)
             if stop.is_set():
-                break
-    decoder.submit([], time.time(), close=True)  # what waits for the rest of its message is an orphan now
-    for positions, statics in await decoder.drain():
-        await writer.put(decoder.stats, positions, statics)
-    log.info("%s: stopped", name)
+                return
 
 
 def _utcnow() -> datetime:

@@ -26,6 +26,8 @@ import aiomqtt
 import psycopg
 import pytest
 import websockets
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from aiswatch.config import Settings
 from aiswatch.live import Service, run_service
@@ -186,10 +188,16 @@ async def test_udp_datagrams_of_several_sentences(
     assert await stored(database_url) == expected(lines)
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_mqtt_raw_nmea_and_ais_catcher_json_end_to_end(
-    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto
+    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto, protocol: str
 ) -> None:
-    raw, wrapped = feed[:2000], feed[2000:3000]
+    """Both protocol versions; with MQTT 5 every message also carries
+    properties, which aiswatch's PUBLISH parser skips. (Fewer messages with
+    3.1.1: Mosquitto then lets only 20 wait for our acknowledgement, which
+    comes once stored.)"""
+    v5 = protocol == "5"
+    raw, wrapped = (feed[:2000], feed[2000:3000]) if v5 else (feed[:200], feed[200:300])
     topic = f"aiswatch-test-{os.getpid()}-{time.monotonic_ns()}"
     source = {
         "kind": "mqtt",
@@ -198,12 +206,20 @@ async def test_mqtt_raw_nmea_and_ais_catcher_json_end_to_end(
         "port": mosquitto.port,
         "topics": [f"{topic}/#"],
         "client_id": f"aiswatch-{time.monotonic_ns()}",
+        "protocol": protocol,
     }
+    properties = None
+    if v5:
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = [("station", "rx1"), ("antenna", "a" * 300)]
+        properties.ContentType = "text/plain"
+        properties.MessageExpiryInterval = 3600
+    version = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
     async with running(live_settings(database_url, tmp_path, [source])) as service:
         await eventually(lambda: service.sources[0].state.connected, what="subscribed")
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, protocol=version) as client:
             for line in raw:
-                await client.publish(f"{topic}/nmea", line, qos=1)
+                await client.publish(f"{topic}/nmea", line, qos=1, properties=properties)
             for line in wrapped:  # AIS-catcher JSON_NMEA: the sentence, its time and station
                 tag_end = line.index(b"\\", 1)
                 when = int(line[3 : line.index(b"*")].decode())

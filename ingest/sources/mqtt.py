@@ -13,12 +13,10 @@ not single sentences.
 
 QoS 1 messages are acknowledged when what they carried is stored (committed,
 or spooled to disk), not when they arrive: a crash or kill -9 loses nothing
-the broker was told we have, and, with at most ``receive_maximum`` messages
-unacknowledged (MQTT 5; the broker's in-flight limit with 3.1.1), a broker
-with a backlog cannot flood aiswatch's memory. A clean stop disconnects
-without unsubscribing, so the broker keeps what is published meanwhile for the
-next start. (aiomqtt does not expose paho's manual acknowledgements; they are
-switched on through its paho client.)
+the broker was told we have; a broker with a backlog is held back by flow
+control (see :mod:`ingest.sources.broker_reader`, which also makes receiving
+fast). A clean stop disconnects without unsubscribing, so the broker keeps what
+is published meanwhile for the next start.
 """
 
 from __future__ import annotations
@@ -28,14 +26,16 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.jsonfeeds import FeedError, aiscatcher_lines, aiscatcher_position
+from ingest.sources.broker_reader import BrokerReader
 from ingest.sources.live import (
     Chunk,
     SourceState,
@@ -62,35 +62,6 @@ paho_log.addFilter(_QuietShutdown())
 
 #: Messages taken from the client's queue into one chunk, at most.
 CHUNK_MESSAGES = 2000
-#: Flow control: stop reading the socket when this many messages wait in the
-#: client's queue, read again below the lower mark (TCP then holds the broker back).
-QUEUE_HIGH, QUEUE_LOW = 20_000, 5_000
-
-
-class _ReadGate:
-    """Pauses reading the broker's socket while the client's queue is long.
-
-    The MQTT 5 receive maximum should bound what a broker sends ahead of our
-    acknowledgements, but Mosquitto 2.0 sends a stored backlog regardless
-    (measured: 110,000 unacknowledged messages queued with a maximum of
-    2,000), and every queued message costs kilobytes. aiomqtt reads the socket
-    from the event loop; the gate removes that reader and puts aiomqtt's own
-    back (private API, hence the care)."""
-
-    def __init__(self, client: aiomqtt.Client) -> None:
-        self.client = client
-        self.paused = False
-
-    def __call__(self, queued: int) -> None:
-        paho = self.client._client
-        sock = paho.socket()
-        if sock is None:
-            return
-        if not self.paused and queued > QUEUE_HIGH:
-            self.paused = asyncio.get_running_loop().remove_reader(sock.fileno())
-        elif self.paused and queued < QUEUE_LOW:
-            self.client._on_socket_open(paho, None, sock)
-            self.paused = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,20 +106,7 @@ def _client(options: MqttOptions) -> aiomqtt.Client:
         clean_session=False, username=options.username, password=options.password, tls_context=tls,
         keepalive=options.keepalive_s, logger=paho_log,
     )  # fmt: skip
-    client._client.manual_ack_set(True)
     return client
-
-
-def _acker(client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> Callable[[], None]:
-    def ack() -> None:
-        paho = client._client
-        if not paho.is_connected():
-            return  # disconnected since: the broker sends these again, and they are found stored
-        for message in messages:
-            if message.qos > 0:
-                paho.ack(message.mid, message.qos)
-
-    return ack
 
 
 def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
@@ -188,7 +146,9 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
     topics = subscriptions(options)
     while not stop.is_set():
         try:
-            async with _client(options) as client:
+            client = _client(options)
+            reader = BrokerReader(client)
+            async with client:
                 for topic in topics:
                     await client.subscribe(topic, qos=options.qos)
                 state.connected, state.connects = True, state.connects + 1
@@ -196,20 +156,14 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
                 log.info(
                     "%s: subscribed to %s on %s:%d", state.name, ", ".join(topics), options.host, options.port
                 )
-                messages = client.messages
-                gate = _ReadGate(client)
                 while True:
-                    gate(len(messages))
-                    done, first = await until_stopped(anext(messages), stop)
-                    if not done or first is None:
+                    done, batch = await until_stopped(reader.take(CHUNK_MESSAGES), stop)
+                    if not done or batch is None:
                         break
-                    batch = [first] + [
-                        await anext(messages) for _ in range(min(len(messages), CHUNK_MESSAGES))
-                    ]
                     now = time.time()
                     state.heard(now)
-                    chunk = payload_chunk([bytes(m.payload) for m in batch], now)
-                    chunk.on_stored = _acker(client, batch)
+                    chunk = payload_chunk([payload for payload, _, _ in batch], now)
+                    chunk.on_stored = partial(reader.acknowledge, batch)
                     yield chunk
             # A clean stop: disconnected without unsubscribing. What the client received and
             # we did not take is unacknowledged: the broker sends it again at the next start.
