@@ -166,7 +166,7 @@ async def _serve(settings: Settings) -> int:
         {service, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
     )
     if service not in done:
-        log.warning("aiswatch: stopping; draining for at most %.0f s", settings.service.shutdown_timeout_s)
+        log.warning("stopping; draining for at most %.0f s", settings.service.shutdown_timeout_s)
         await asyncio.wait({service}, timeout=settings.service.shutdown_timeout_s)
         if not service.done():
             service.cancel()

@@ -34,9 +34,10 @@ class IngestSettings(BaseModel):
     dedup_window_s: float = Field(30.0, ge=0)
     #: A multi-part message not complete within this many seconds is an orphan.
     fragment_timeout_s: float = Field(10.0, gt=0)
-    #: Rows per database batch, and the longest a row waits for its batch.
+    #: Rows per database batch, and the longest a row waits for its batch (a live
+    #: feed's rows are then committed within about a second: bench/live).
     batch_rows: int = Field(20_000, ge=1)
-    batch_delay_s: float = Field(1.0, gt=0)
+    batch_delay_s: float = Field(0.5, gt=0)
     #: Chunks of records waiting for the writer before readers are held back.
     queue_chunks: int = Field(8, ge=1)
     #: Decode in a separate process (1), on a core of its own, or in-process (0).
@@ -109,6 +110,8 @@ class MqttSource(_Source):
     qos: Literal[0, 1] = 1
     #: Fixed, so that the broker keeps the session (and QoS 1 messages) across restarts.
     client_id: str = "aiswatch"
+    #: "5": the broker sends up to 10,000 messages ahead of our acknowledgements;
+    #: with "3.1.1" it is held to its own in-flight limit (Mosquitto's: 20).
     protocol: Literal["5", "3.1.1"] = "5"
     username: str | None = None
     #: The name of the environment variable holding the password (never the password).

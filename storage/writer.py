@@ -144,7 +144,7 @@ class RecordWriter:
         db: Database,
         *,
         batch_rows: int = 20_000,
-        max_delay_s: float = 1.0,
+        max_delay_s: float = 0.5,
         queue_chunks: int = 8,
         give_up_s: float = 60.0,
         hook: BatchHook | None = None,
