@@ -110,7 +110,7 @@ class MqttSource(_Source):
     qos: Literal[0, 1] = 1
     #: Fixed, so that the broker keeps the session (and QoS 1 messages) across restarts.
     client_id: str = "aiswatch"
-    #: "5": the broker sends up to 10,000 messages ahead of our acknowledgements;
+    #: "5": the broker sends up to 65,535 messages ahead of our acknowledgements;
     #: with "3.1.1" it is held to its own in-flight limit (Mosquitto's: 20).
     protocol: Literal["5", "3.1.1"] = "5"
     username: str | None = None

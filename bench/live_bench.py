@@ -37,12 +37,9 @@ import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime
-from functools import reduce
-from operator import xor
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,6 +50,7 @@ from storage.admin import create_database, drop_database
 from tests.services import Mosquitto, free_port
 
 TOPIC = "ais/bench"
+PUBLISHER = str(Path(__file__).with_name("mqtt_publish.py"))
 PROTOCOL = os.environ.get("BENCH_MQTT_PROTOCOL", "5")
 
 
@@ -149,9 +147,8 @@ def flat_out(url: str, broker: Mosquitto, tmp: Path, replay: Path, lines: int) -
     resolved."""
     client_id = f"aiswatch-bench-{uuid.uuid4().hex[:6]}"
     Service(url, broker, tmp, client_id).stop()  # subscribes: the session now exists
-    publisher = str(Path(__file__).with_name("mqtt_publish.py"))
     published = subprocess.run(
-        [sys.executable, publisher, "127.0.0.1", str(broker.port), TOPIC, str(replay)],
+        [sys.executable, PUBLISHER, "127.0.0.1", str(broker.port), TOPIC, str(replay)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     count, publish_s = published.stdout.split()
@@ -193,35 +190,27 @@ def flat_out(url: str, broker: Mosquitto, tmp: Path, replay: Path, lines: int) -
 
 
 def paced_latency(url: str, broker: Mosquitto, tmp: Path, rate: int, seconds: float) -> dict[str, Any]:
-    lines = [line for line in SAMPLE.read_bytes().splitlines() if line.startswith(b"!")]
     service = Service(url, broker, tmp)
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
+    publisher = subprocess.Popen(
+        [sys.executable, PUBLISHER, "127.0.0.1", str(broker.port), TOPIC, str(SAMPLE),
+         "--rate", str(rate), "--seconds", str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     latencies: list[float] = []
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             seen = datetime.fromtimestamp(time.time() - 1, UTC)
-            total = int(rate * seconds)
-            began = time.perf_counter()
-            next_poll = began
-            for i in range(total):
-                due = began + i / rate
-                while (now := time.perf_counter()) < due:
-                    if now >= next_poll:
-                        next_poll = now + 0.05
-                        seen = poll(conn, seen, latencies)
-                    time.sleep(min(0.0005, max(0.0, due - now)))
-                body = f"c:{int(time.time() * 1000)}"
-                tag = f"\\{body}*{reduce(xor, body.encode(), 0):02X}\\".encode()
-                client.publish(TOPIC, tag + lines[i % len(lines)], qos=1)
+            while publisher.poll() is None:
+                seen = poll(conn, seen, latencies)
+                time.sleep(0.05)
             deadline = time.perf_counter() + 10
             while time.perf_counter() < deadline:
                 seen = poll(conn, seen, latencies)
                 time.sleep(0.05)
+        assert publisher.stdout is not None
+        _, publisher_lag_s = publisher.stdout.read().split()
     finally:
-        client.loop_stop()
-        client.disconnect()
+        publisher.kill()
         service.stop()
     latencies.sort()
     return {
@@ -231,6 +220,7 @@ def paced_latency(url: str, broker: Mosquitto, tmp: Path, rate: int, seconds: fl
         "latency_p50_s": round(statistics.median(latencies), 3),
         "latency_p99_s": round(latencies[int(0.99 * (len(latencies) - 1))], 3),
         "latency_max_s": round(latencies[-1], 3),
+        "publisher_lag_s": float(publisher_lag_s),
     }
 
 

@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from aiswatch.config import Settings
 from aiswatch.live import Service, run_service
 from ingest.pipeline import LineDecoder
+from ingest.sources import broker_reader
 from storage.database import Database
 from tests.services import Mosquitto, OwnPostgres, free_port
 from tests.test_bad_input import aiswatch
@@ -441,8 +442,17 @@ async def test_a_broker_restart_loses_no_qos1_message(
 
 
 async def test_messages_published_while_aiswatch_is_stopped_wait_in_its_session(
-    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto
+    database_url: str,
+    tmp_path: Path,
+    feed: list[bytes],
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The backlog is larger than the reader's flow-control mark (lowered
+    here), so reading pauses and resumes, and the subscription's SUBACK, behind
+    the backlog, is still read."""
+    monkeypatch.setattr(broker_reader, "QUEUE_HIGH", 100)
+    monkeypatch.setattr(broker_reader, "QUEUE_LOW", 20)
     topic = f"ais/session-{time.monotonic_ns()}"
     first, meanwhile = feed[:1000], feed[1000:2500]
     source = {"kind": "mqtt", "name": "mq", "host": "127.0.0.1", "port": mosquitto.port, "topics": [topic],

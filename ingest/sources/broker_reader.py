@@ -89,6 +89,8 @@ class BrokerReader:
         self.client = client
         self.loop = asyncio.get_running_loop()
         self.paused = False
+        #: Flow control starts with the first take(): before, SUBACK may be behind a backlog.
+        self.taking = False
         self.socket: BufferedSocket | None = None
         self.received: list[Received] = []
         self._arrived = asyncio.Event()
@@ -161,7 +163,7 @@ class BrokerReader:
             if not self.client._disconnected.done():
                 self.client._disconnected.set_exception(exc)
             return
-        if len(self.received) > QUEUE_HIGH:
+        if self.taking and len(self.received) > QUEUE_HIGH:
             self.paused = True  # until take() has taken most
             if sock.fileno() >= 0:
                 self.loop.remove_reader(sock.fileno())
@@ -171,6 +173,7 @@ class BrokerReader:
     async def take(self, most: int) -> list[Received]:
         """Up to ``most`` messages, oldest first, once there is one; MqttError
         if the connection ends first."""
+        self.taking = True
         while not self.received:
             self._arrived.clear()
             disconnected = self.client._disconnected

@@ -80,7 +80,7 @@ class MqttOptions:
     session_expiry_s: int = 86_400
     keepalive_s: int = 30
     #: MQTT 5: the most QoS 1 messages the broker may send us unacknowledged.
-    receive_maximum: int = 10_000
+    receive_maximum: int = 65_535
 
 
 def subscriptions(options: MqttOptions) -> list[str]:
