@@ -9,10 +9,12 @@ and queue entry, and each acknowledgement is a ``send``. Here:
 
 - the socket is read 64 KiB at a time (:class:`BufferedSocket`) and paho's
   small reads are served from memory;
-- :class:`BrokerReader` replaces aiomqtt's reader, lets paho take up to
-  ``PACKETS_PER_TURN`` packets per turn, parses PUBLISH packets itself (paho's
-  handler builds objects and MQTT 5 properties for each) and collects
-  (payload, mid, qos) into a list the consumer takes whole;
+- :class:`BrokerReader` replaces aiomqtt's reader and takes up to
+  ``PACKETS_PER_TURN`` packets per turn: a PUBLISH whole in the buffer it
+  parses itself (paho would read it in three or more pieces and build a
+  message object, MQTT 5 properties and a debug line for it), anything else
+  paho reads; payloads go, with packet id and QoS, into a list the consumer
+  takes whole;
 - acknowledgements are one write of concatenated PUBACK packets.
 
 It also does flow control. The MQTT 5 receive maximum should bound what a
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from typing import Any
 
 import aiomqtt
@@ -68,6 +71,28 @@ class BufferedSocket:
         start = self._position
         self._position = min(start + size, len(self._buffer))
         return self._buffer[start : self._position]
+
+    def publish_packet(self) -> tuple[int, bytes] | None:
+        """The next packet, taken, if it is a whole PUBLISH at QoS 0 or 1
+        in the buffer: (its first byte, its body). None otherwise (paho reads it)."""
+        buffer, start = self._buffer, self._position
+        end = len(buffer)
+        if start >= end or buffer[start] >> 4 != 3 or (buffer[start] >> 1) & 3 == 2:
+            return None
+        position, length, shift = start + 1, 0, 0
+        while True:  # the remaining length: a variable byte integer
+            if position >= end or shift > 21:
+                return None
+            byte = buffer[position]
+            position += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if position + length > end:
+            return None
+        self._position = position + length
+        return buffer[start], buffer[position : position + length]
 
     def pending(self) -> int:
         inner = self._socket.pending() if hasattr(self._socket, "pending") else 0
@@ -105,14 +130,20 @@ class BrokerReader:
         paho._handle_publish = self._on_publish  # type: ignore[method-assign]
 
     def _on_publish(self) -> MQTTErrorCode:
-        """A PUBLISH at QoS 0 or 1, parsed here: paho would build a message
-        object, MQTT 5 properties and a debug line for each (most of the
-        receive cost). QoS 2, never subscribed to, stays paho's."""
+        """paho's PUBLISH handler, for the packets paho reads (those that
+        arrive in pieces): QoS 0 and 1 parsed here, QoS 2 (never subscribed
+        to) left to paho."""
         paho = self.client._client
-        qos = (paho._in_packet["command"] >> 1) & 3
-        if qos == 2:
+        command = paho._in_packet["command"]
+        if (command >> 1) & 3 == 2:
             return self._paho_publish()
-        packet = paho._in_packet["packet"]
+        self._publish(command, paho._in_packet["packet"])
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _publish(self, command: int, packet: bytes | bytearray) -> None:
+        """A PUBLISH at QoS 0 or 1, parsed here: paho would build a message
+        object, MQTT 5 properties and a debug line for each."""
+        qos = (command >> 1) & 3
         position = 2 + int.from_bytes(packet[:2], "big")  # after the topic
         mid = 0
         if qos:
@@ -131,7 +162,6 @@ class BrokerReader:
         if not self.received:
             self._arrived.set()
         self.received.append((bytes(packet[position:]), mid, qos))
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _opened(self, paho: Any, userdata: Any, sock: Any) -> None:
         """paho's callback, from the thread aiomqtt connects in, before CONNECT is sent."""
@@ -157,18 +187,25 @@ class BrokerReader:
             return
         try:
             for _ in range(PACKETS_PER_TURN):
-                if paho.loop_read() != 0 or not sock.pending():
+                # A whole PUBLISH in the buffer, paho not in the middle of a packet: ours.
+                packet = sock.publish_packet() if paho._in_packet["command"] == 0 else None
+                if packet is not None:
+                    self._publish(*packet)
+                elif paho.loop_read() != 0:
                     return
+                if not sock.pending():
+                    break
         except Exception as exc:  # as aiomqtt's reader: the connection is broken
             if not self.client._disconnected.done():
                 self.client._disconnected.set_exception(exc)
             return
+        paho._last_bytes_received = time.monotonic()  # paho's keep-alive: the broker is there
         if self.taking and len(self.received) > QUEUE_HIGH:
             self.paused = True  # until take() has taken most
             if sock.fileno() >= 0:
                 self.loop.remove_reader(sock.fileno())
-            return
-        self.loop.call_soon(self._read)  # more is buffered: after the other tasks' turn
+        elif sock.pending():
+            self.loop.call_soon(self._read)  # more is buffered: after the other tasks' turn
 
     async def take(self, most: int) -> list[Received]:
         """Up to ``most`` messages, oldest first, once there is one; MqttError
