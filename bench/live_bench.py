@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -249,7 +250,10 @@ def main() -> None:
             replay = tmp / f"x{args.copies}.nmea"
             lines = tagged_copies(args.copies)
             replay.write_bytes(b"\n".join(lines) + b"\n")
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             file_run = ingest_in_child(replay, LOCAL_URL)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the ingest and its decoding process
+            file_cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             results: dict[str, dict[str, Any]] = {"latency": {}}
             runs = [("flat_out", lambda url: flat_out(url, broker, tmp, replay, len(lines)))]
             if not args.no_latency:
@@ -270,6 +274,8 @@ def main() -> None:
         "postgresql": server,
         "lines": len(lines),
         "file_ingest_messages_per_s": round(file_run["messages_per_s"]),
+        # aiswatch's own CPU per message (both processes, start-up included) in file ingest
+        "file_ingest_cpu_us_per_message": round(file_cpu_s / file_run["messages"] * 1e6, 1),
         "live_messages_per_s": flat["messages_per_s"],
         "ratio_live_to_file": round(flat["messages_per_s"] / file_run["messages_per_s"], 3),
         "live": flat,
