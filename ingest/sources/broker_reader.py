@@ -20,10 +20,9 @@ and queue entry, and each acknowledgement is a ``send``. Here:
 It also does flow control. The MQTT 5 receive maximum bounds what a broker
 sends ahead of our acknowledgements, but it is the broker's to honour (an
 earlier measurement saw Mosquitto 2.0.11 queue 110,000 unacknowledged messages
-with a maximum of 2,000; a later one saw it keep to 10,000), and the messages
-taken and not yet stored are not ours to count on: the reader stops reading
-while ``QUEUE_HIGH`` messages wait to be taken (checked every
-``PACKETS_PER_TURN`` packets), and TCP then holds the broker back.
+with a maximum of 2,000; a later one saw it keep to 10,000). So the reader
+also stops reading while ``QUEUE_HIGH`` messages wait to be taken (checked
+every ``PACKETS_PER_TURN`` packets), and TCP then holds the broker back.
 
 aiomqtt exposes none of this: it goes through its paho client (``_client``,
 the ``on_socket_open`` callback, ``_handle_publish``, ``_packet_queue``,
