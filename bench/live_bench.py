@@ -20,7 +20,8 @@ port, PostgreSQL on 127.0.0.1:5432, fresh databases):
    ``ingest.batch_delay_s`` (0.5 s: a row waits at most that long for its batch).
 4. Peak RSS (VmHWM) of the service process and of its decoding process.
 
-Usage: ``bench/live [--copies N] [--no-latency]``; results go to stdout and (full runs)
+Usage: ``bench/live [--copies N] [--no-latency]`` (``BENCH_MQTT_PROTOCOL=3.1.1`` to
+measure MQTT 3.1.1 instead of 5); results go to stdout and (full runs)
 bench/results/live.json.
 """
 

@@ -50,6 +50,19 @@ PACKETS_PER_TURN = 200
 QUEUE_HIGH, QUEUE_LOW = 20_000, 5_000
 
 
+def _variable_int(data: bytes | bytearray, position: int) -> tuple[int, int] | None:
+    """MQTT's variable byte integer at ``position``: (value, position after
+    it), or None if ``data`` ends first or it runs past four bytes."""
+    value = shift = 0
+    for index in range(position, min(position + 4, len(data))):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, index + 1
+        shift += 7
+    return None
+
+
 class BufferedSocket:
     """The broker's socket, read ``RECV_BYTES`` at a time. ``pending()``
     (which paho asks of TLS sockets too) is what is buffered; everything else
@@ -79,16 +92,10 @@ class BufferedSocket:
         end = len(buffer)
         if start >= end or buffer[start] >> 4 != 3 or (buffer[start] >> 1) & 3 == 2:
             return None
-        position, length, shift = start + 1, 0, 0
-        while True:  # the remaining length: a variable byte integer
-            if position >= end or shift > 21:
-                return None
-            byte = buffer[position]
-            position += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
+        remaining = _variable_int(buffer, start + 1)
+        if remaining is None:
+            return None
+        length, position = remaining
         if position + length > end:
             return None
         self._position = position + length
@@ -149,15 +156,11 @@ class BrokerReader:
         if qos:
             mid = int.from_bytes(packet[position : position + 2], "big")
             position += 2
-        if self._mqtt5:  # skip the properties: a variable byte integer, then that many bytes
-            length = shift = 0
-            while True:
-                byte = packet[position]
-                position += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if byte < 0x80:
-                    break
+        if self._mqtt5:  # skip the properties: their length, then that many bytes
+            properties = _variable_int(packet, position)
+            if properties is None:
+                raise ValueError("malformed PUBLISH: properties length")
+            length, position = properties
             position += length
         if not self.received:
             self._arrived.set()
