@@ -41,7 +41,9 @@ class IngestStats:
     lost + pending`` at all times, where ``pending`` lines wait for the rest of
     their message or for the database. ``already_stored`` lines were read
     before (a replay) and found in the database; ``lost`` lines could not be
-    kept (the database away and the spool full).
+    kept (the database away and the spool full). ``malformed`` includes the
+    lines of records the database refused for their content (``refused``, by
+    reason: the writer's count, which the decoder's counts never overwrite).
     """
 
     source: str
@@ -53,6 +55,7 @@ class IngestStats:
     lost: int = 0
     filtered: Counter[str] = field(default_factory=Counter)
     malformed: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
     messages_by_type: Counter[int] = field(default_factory=Counter)
     positions: int = 0
     positions_stored: int = 0
@@ -85,15 +88,26 @@ class IngestStats:
                 "%s: line %d: malformed (%s)%s", self.source, lineno, reason, f": {detail}" if detail else ""
             )
 
+    def note_refused(self, reason: str, count: int, detail: str) -> None:
+        """Lines whose record the database refused for its content (the
+        writer's count). Records carry no line number: ``detail`` names the
+        record (MMSI, time, type), and its example is kept with line 0."""
+        self.refused[reason] += count
+        self.malformed[reason] += count
+        seen = self.examples.setdefault(reason, [])
+        if len(seen) < EXAMPLES_PER_REASON:
+            seen.append((0, detail))
+        log.error("%s: a record the database refused was isolated (%s): %s", self.source, reason, detail)
+
     def adopt_decoder_counts(self, decoder: IngestStats) -> None:
         """Take the counts only the decoder knows from ``decoder`` (a snapshot
         from the process that decodes); the writer's counts stay ours."""
         for name in ("lines", "accepted", "duplicate", "positions", "static_reports"):
             setattr(self, name, getattr(decoder, name))
         self.filtered = decoder.filtered
-        self.malformed = decoder.malformed
+        self.malformed = decoder.malformed + self.refused
         self.messages_by_type = decoder.messages_by_type
-        self.examples = decoder.examples
+        self.examples = decoder.examples | {r: self.examples[r] for r in self.refused if r in self.examples}
 
     def merge(self, other: IngestStats) -> None:
         """Add ``other``'s counts (for totals over several sources)."""
@@ -103,6 +117,7 @@ class IngestStats:
                 setattr(self, item.name, getattr(self, item.name) + value)
         self.filtered.update(other.filtered)
         self.malformed.update(other.malformed)
+        self.refused.update(other.refused)
         self.messages_by_type.update(other.messages_by_type)
         self.errors.extend(other.errors)
         for reason, seen in other.examples.items():
@@ -200,7 +215,7 @@ class LineDecoder:
         if sentence.frag_count == 1:
             self._message(sentence.payload, sentence.fill_bits, sentence, 1, time, received)
             return
-        assembled: Assembled | None = self._assembler.add(sentence, received)
+        assembled: Assembled | None = self._assembler.add(sentence, received, self._lineno)
         if assembled is not None:
             # A message is timed by its first fragment (the tag block or $PGHP before it).
             first = assembled.first
@@ -224,9 +239,6 @@ class LineDecoder:
         if bounds is None:
             stats.filtered["type_not_stored"] += sentences
             return
-        if self._dedup.is_duplicate(payload, received if time is None else time):
-            stats.duplicate += sentences
-            return
         bit_count = len(payload) * 6 - fill_bits
         if not bounds[0] <= bit_count <= bounds[1]:
             stats.note_malformed("length", sentences, self._lineno, f"type {msg_type} with {bit_count} bits")
@@ -236,6 +248,11 @@ class LineDecoder:
             msg: Any = MSG_CLASS[msg_type].from_vector(bits)  # pyais
         except Exception as exc:  # pyais raises many kinds on bad bits
             stats.note_malformed("decode", sentences, self._lineno, f"{type(exc).__name__}: {exc}")
+            return
+        # Only a valid message enters the window: a broken copy (wrong fill
+        # bits, say) must not make the good copy after it a "duplicate".
+        if self._dedup.is_duplicate(payload, received if time is None else time):
+            stats.duplicate += sentences
             return
         stats.accepted += sentences
         if msg_type in POSITION_TYPES:

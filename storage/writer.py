@@ -79,6 +79,70 @@ DO UPDATE SET lines = source_counters.lines + EXCLUDED.lines, updated_at = now()
 CONNECTION_TIMEOUT_S: Final = 10.0
 
 
+#: Errors that say "this data", not "the database is away": the batch is
+#: split until the records at fault are found. Everything else that the
+#: database raises (connection, shutdown, resources) means "away": retried
+#: or spooled, never counted against the data.
+REFUSED_FOR_CONTENT: Final = (
+    psycopg.errors.DataError,  # class 22: a NUL in text, a value out of range
+    psycopg.errors.IntegrityError,  # class 23: a constraint (replays are handled before)
+    psycopg.errors.ProgramLimitExceeded,  # class 54: a row or index entry too large
+)
+
+OnFailure = Literal["retry", "spool", "raise"]
+
+
+class _Refused(Exception):
+    """The database refused a batch for its content."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an error's message (its type if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_reason(exc)}"
+
+
+def _describe(record: Position | StaticReport, error: psycopg.Error) -> str:
+    """What the database refused, and which record: the line's number is not
+    known here, its MMSI, time and type are."""
+    return (
+        f"{_first_line(error)} (MMSI {record.mmsi}, {record.ts:%Y-%m-%d %H:%M:%S}Z, type {record.msg_type})"
+    )
+
+
+def _records(batch: list[_Pending]) -> list[tuple[IngestStats, Position | StaticReport]]:
+    records: list[tuple[IngestStats, Position | StaticReport]] = []
+    for item in batch:
+        records += [(item.stats, p) for p in item.positions]
+        records += [(item.stats, s) for s in item.statics]
+    return records
+
+
+def _halves(batch: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
+    """``batch`` split in two by record count, each source's order kept."""
+    records = _records(batch)
+    cut = len(records) // 2
+    halves: tuple[list[_Pending], list[_Pending]] = ([], [])
+    for half, part in zip(halves, (records[:cut], records[cut:]), strict=True):
+        by_source: dict[str, _Pending] = {}
+        for stats, record in part:
+            item = by_source.setdefault(stats.source, _Pending(stats))
+            if isinstance(record, Position):
+                item.positions.append(record)
+            else:
+                item.statics.append(record)
+        half.extend(by_source.values())
+    return halves
+
+
 class BatchHook(Protocol):
     """Runs inside each batch's transaction, after its rows are written."""
 
@@ -292,7 +356,7 @@ class RecordWriter:
                     self._last_spool_warning = now
                     log.warning(
                         "database: still away (%s); %d batches (%d bytes) wait in the spool",
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                        _reason(exc),
                         len(self.spool), self.spool.bytes,
                     )  # fmt: skip
                 return
@@ -332,19 +396,62 @@ class RecordWriter:
         else:
             await self._commit(batch, on_failure="spool")
 
-    async def _commit(self, batch: list[_Pending], *, on_failure: Literal["retry", "spool", "raise"]) -> None:
-        """Write ``batch`` in one transaction. When the database fails: retry
-        with backoff for ``give_up_s`` and raise :class:`StorageError`, spool
-        the batch, or raise the database's error, as ``on_failure`` says."""
+    async def _commit(self, batch: list[_Pending], *, on_failure: OnFailure) -> None:
+        """Write ``batch``. When the database is away: retry with backoff for
+        ``give_up_s`` and raise :class:`StorageError`, spool the batch, or
+        raise the database's error, as ``on_failure`` says. When it refuses
+        the batch for its content, isolate the records it refuses (see
+        :meth:`_isolate`) and write the rest."""
+        try:
+            await self._commit_part(batch, on_failure=on_failure)
+        except _Refused as refused:
+            await self._isolate(batch, refused.error, on_failure=on_failure)
+        _stored(batch)
+
+    async def _isolate(self, batch: list[_Pending], error: psycopg.Error, *, on_failure: OnFailure) -> None:
+        """Split a batch the database refused for its content in halves, each
+        in its own transaction, until the records it refuses are found: those
+        are counted malformed (``refused_by_database``, with the error and
+        the record) and every other record is stored. A record refused alone
+        is at fault; the data around it is not."""
+        log.warning(
+            "database: a batch was refused for its content (%s); isolating the records", _first_line(error)
+        )
+        work = list(_halves(batch))
+        refused_sources: dict[str, IngestStats] = {}
+        while work:
+            part = work.pop(0)
+            try:
+                await self._commit_part(part, on_failure=on_failure)
+            except _Refused as refused:
+                records = _records(part)
+                if len(records) > 1:
+                    work[:0] = _halves(part)
+                    continue
+                stats, record = records[0]
+                stats.note_refused("refused_by_database", record.sentences, _describe(record, refused.error))
+                refused_sources[stats.source] = stats
+        # the refused lines' counts reach source_counters like every other count
+        await self._commit_part(
+            [_Pending(stats) for stats in refused_sources.values()], on_failure=on_failure
+        )
+
+    async def _commit_part(self, batch: list[_Pending], *, on_failure: OnFailure) -> None:
+        """One transaction for ``batch``; raises :class:`_Refused` when the
+        database refuses it for its content."""
         began = time.perf_counter()
         attempt = 0
         while True:
             try:
                 results = await self._write(batch)
+            except REFUSED_FOR_CONTENT as exc:
+                if self.hook is not None:
+                    self.hook.after_failure()
+                raise _Refused(exc) from exc
             except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
                 if self.hook is not None:
                     self.hook.after_failure()
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                reason = _reason(exc)
                 if on_failure == "spool":
                     self._to_spool(batch, f"write failed ({reason})")
                     return

@@ -13,12 +13,12 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from ingest.lines import LineSplitter
 from ingest.sources.live import (
     Chunk,
     SourceState,
     backoff_s,
     sleep_unless_stopped,
-    split_lines,
     until_stopped,
 )
 
@@ -55,7 +55,7 @@ async def tcp_chunks(
         state.connected, state.connects = True, state.connects + 1
         attempt = 0
         log.info("%s: connected to %s:%d", state.name, host, port)
-        carry = b""
+        splitter = LineSplitter()  # a peer that never sends a newline is cut, not buffered
         try:
             while True:
                 try:
@@ -82,13 +82,13 @@ async def tcp_chunks(
                     break
                 now = time.time()
                 state.heard(now)
-                lines, carry = split_lines(carry, data)
+                lines = splitter.feed(data)
                 if lines:
                     yield Chunk(now, lines)
         finally:
             state.connected = False
             writer.close()
-            if carry.strip():
-                yield Chunk(time.time(), [carry])  # a last line without its newline
+            if last := splitter.flush():
+                yield Chunk(time.time(), last)  # a last line without its newline
         delay = backoff_s(0)
         await sleep_unless_stopped(delay, stop)
