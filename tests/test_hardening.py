@@ -9,6 +9,8 @@ from functools import reduce
 from operator import xor
 from pathlib import Path
 
+import psycopg
+
 from ingest.lines import LineSplitter, split_message
 from ingest.nmea import MAX_LINE_BYTES, Sentence, parse_line
 from ingest.pipeline import IngestStats, LineDecoder
@@ -201,3 +203,34 @@ async def test_a_record_the_database_refuses_is_isolated_and_the_rest_stored(db:
         ).fetchall()
     assert stored == (999,)
     assert counted == [("malformed", "refused_by_database", 1), ("stored", "", 999)]
+
+
+def test_cli_a_decade_of_history_loads_and_impossible_times_are_malformed(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The issue's reproduction: one position a day from 2000 on, 8,000 days
+    in one file (daily partitions exhausted the server's lock table); plus a
+    time before 2000 and one far ahead, which are not AIS."""
+    from tests.test_bad_input import aiswatch
+
+    lines = [
+        b"%s,%d" % (VALID, 946_688_400 + i * 86_400)  # a receiver epoch after the checksum
+        for i in range(8000)
+    ]
+    lines.append(b"%s,%d" % (VALID, 915_148_800))  # 1999-01-01
+    lines.append(b"%s,%d" % (VALID, 4_102_444_800))  # 2100-01-01
+    path = tmp_path / "days.nmea"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = aiswatch("ingest", str(path), env={"AISWATCH_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert "positions stored  8,000;" in result.stdout
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM positions").fetchone() == (8000,)
+        partitions = conn.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'positions'::regclass"
+        ).fetchone()
+        counted = conn.execute(
+            "SELECT reason, lines FROM source_counters WHERE outcome = 'malformed'"
+        ).fetchall()
+    assert partitions is not None and partitions[0] < 300  # about one a month, not 8,000
+    assert counted == [("timestamp", 2)]
