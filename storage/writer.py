@@ -49,7 +49,7 @@ from ingest.errors import StorageError
 from ingest.pipeline import IngestStats
 from ingest.records import Position, StaticReport
 from storage.database import Database, redact
-from storage.spool import Spool, SpooledBatch
+from storage.spool import Spool, SpooledBatch, SpoolFull
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class RecordWriter:
     async def _replay(self) -> None:
         """Write spooled batches, oldest first, while the database takes them."""
         assert self.spool is not None
-        while (spooled := self.spool.oldest()) is not None:
+        while (spooled := await asyncio.to_thread(self.spool.oldest)) is not None:
             batch = [
                 _Pending(self._stats_for(source), positions, statics)
                 for source, positions, statics in spooled
@@ -360,22 +360,28 @@ class RecordWriter:
                         len(self.spool), self.spool.bytes,
                     )  # fmt: skip
                 return
-            self.spool.pop()
+            await asyncio.to_thread(self.spool.pop)
             self.stats.replayed_batches += 1
             if not len(self.spool):
                 log.warning("database: back; the spool is replayed and empty")
 
-    def _to_spool(self, batch: list[_Pending], reason: str) -> None:
+    async def _to_spool(self, batch: list[_Pending], reason: str) -> None:
         assert self.spool is not None
         spooled: SpooledBatch = [(i.stats.source, i.positions, i.statics) for i in batch]
-        if self.spool.put(spooled):
-            _stored(batch)  # on disk, fsynced
-            if not self.stats.spooled_batches or len(self.spool) == 1:
-                log.warning(
-                    "database: %s; batches go to the spool %s until it is back", reason, self.spool.directory
-                )
-            self.stats.spooled_batches += 1
+        try:
+            await asyncio.to_thread(self.spool.put, spooled)  # pickling and fsync: off the event loop
+        except SpoolFull as full:
+            self._lose(batch, f"{reason}, and {full}")
             return
+        _stored(batch)  # on disk, fsynced
+        if not self.stats.spooled_batches or len(self.spool) == 1:
+            log.warning(
+                "database: %s; batches go to the spool %s until it is back", reason, self.spool.directory
+            )
+        self.stats.spooled_batches += 1
+
+    def _lose(self, batch: list[_Pending], reason: str) -> None:
+        """Neither the database nor the spool can keep ``batch``: count its lines lost, loudly."""
         lines = 0
         for item in batch:
             lost = sum(p.sentences for p in item.positions) + sum(s.sentences for s in item.statics)
@@ -384,15 +390,14 @@ class RecordWriter:
         self.stats.lost_lines += lines
         _stored(batch)  # lost and counted: a redelivery would be lost again
         log.error(
-            "database: %s and the spool is full (%d bytes): %d lines LOST (%d lost so far)",
-            reason, self.spool.bytes, lines, self.stats.lost_lines,
+            "database: %s: %d lines LOST (%d lost so far)", reason, lines, self.stats.lost_lines
         )  # fmt: skip
 
     async def _flush(self, batch: list[_Pending]) -> None:
         if self.spool is None:
             await self._commit(batch, on_failure="retry")
         elif len(self.spool):
-            self._to_spool(batch, "away")  # behind older spooled batches: order is kept
+            await self._to_spool(batch, "away")  # behind older spooled batches: order is kept
         else:
             await self._commit(batch, on_failure="spool")
 
@@ -453,7 +458,7 @@ class RecordWriter:
                     self.hook.after_failure()
                 reason = _reason(exc)
                 if on_failure == "spool":
-                    self._to_spool(batch, f"write failed ({reason})")
+                    await self._to_spool(batch, f"write failed ({reason})")
                     return
                 if on_failure == "raise":
                     raise

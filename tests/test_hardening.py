@@ -4,10 +4,14 @@ stream, stale fragments never join, buffers stay bounded."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from operator import xor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -18,6 +22,7 @@ from ingest.records import Position
 from ingest.sources.live import SourceState
 from ingest.sources.tcp import tcp_chunks
 from storage.database import Database
+from storage.spool import Spool
 from storage.writer import RecordWriter
 
 VALID = b"!AIVDM,1,1,,A,13HOI:0P0000VOHLCnHQKwvL05Ip,0*23"
@@ -234,3 +239,62 @@ def test_cli_a_decade_of_history_loads_and_impossible_times_are_malformed(
         ).fetchall()
     assert partitions is not None and partitions[0] < 300  # about one a month, not 8,000
     assert counted == [("timestamp", 2)]
+
+
+def _batch(n: int) -> list[tuple[str, list[Position], list[Any]]]:
+    return [("test", [_position(i) for i in range(n)], [])]
+
+
+def test_a_damaged_spool_file_is_set_aside_and_the_rest_replayed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=2**24)
+    spool.put(_batch(10))
+    spool.put(_batch(20))
+    first = sorted((tmp_path / "spool").glob("*.batch"))[0]
+    first.write_bytes(first.read_bytes()[:50])  # cut short, as by a full disk or a crash
+    again = Spool(tmp_path / "spool", max_bytes=2**24)
+    batch = again.oldest()
+    assert batch is not None and len(batch[0][1]) == 20
+    assert again.damaged == 1 and len(again) == 1
+    assert [p.name for p in (tmp_path / "spool" / "damaged").iterdir()] == [first.name]
+
+
+SPOOL_ON_A_FULL_DISK = """
+import asyncio, json, resource, signal, sys
+from pathlib import Path
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+from ingest.pipeline import IngestStats
+from storage.database import Database
+from storage.spool import Spool
+from storage.spool import Spool
+from storage.writer import RecordWriter
+from tests.test_hardening import _position
+
+async def main():
+    spool = Spool(Path(sys.argv[1]), max_bytes=2**30)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # the disk is (all but) full
+    db = Database("postgresql://aiswatch@127.0.0.1:1/away")  # never opened: the database is away
+    stats = IngestStats("test:full")
+    async with RecordWriter(db, spool=spool, max_delay_s=0.1, retry_s=0.5) as writer:
+        await writer.put(stats, [_position(i) for i in range(1000)], [])
+        await writer.put(stats, [_position(i) for i in range(1000, 1003)], [])
+    print(json.dumps({"lost": stats.lost, "spooled": len(spool)}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_spool_on_a_full_disk_counts_its_lines_lost_and_goes_on(tmp_path: Path) -> None:
+    """A real write error (EFBIG: the file size limit stands in for a full
+    disk) while the database is away: the batch's lines are counted lost and
+    logged as an error, nothing half-written is left, and the writer goes on."""
+    result = subprocess.run(
+        [sys.executable, "-c", SPOOL_ON_A_FULL_DISK, str(tmp_path / "spool")],
+        capture_output=True, text=True, timeout=120, check=False, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["lost"] >= 1000
+    assert outcome["lost"] + 3 * outcome["spooled"] >= 1003  # the small batch fits, or is lost too
+    assert "LOST" in result.stderr and "cannot be written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "spool").glob("*.tmp"))
