@@ -21,6 +21,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
+
 from aiswatch.config import (
     AisstreamSource,
     FileSource,
@@ -32,8 +34,8 @@ from aiswatch.config import (
 )
 from aiswatch.detection import Detection, engine_factory
 from aiswatch.http import serve_http
-from aiswatch.service import decoder_process, new_decoder, open_database
-from ingest.errors import ConfigError
+from aiswatch.service import database_url, decoder_process, new_database, new_decoder, open_database
+from ingest.errors import ConfigError, StorageError
 from ingest.offload import RemoteDecoder
 from ingest.pipeline import IngestStats
 from ingest.sources.aisstream import aisstream_chunks, subscription
@@ -70,6 +72,8 @@ class Service:
     spool: Spool | None = None
     detection: Detection | None = None
     started_at: float = field(default_factory=time.time)
+    #: Why the database could not be opened, while it cannot (lines go to the spool).
+    database_error: str | None = None
 
 
 def _secret(env: str | None, setting: str) -> str | None:
@@ -205,6 +209,46 @@ async def _read_source(
                 return
 
 
+async def _open_or_spool(settings: Settings, stack: AsyncExitStack, service: Service) -> Database:
+    """The database, opened; or, when its server does not answer, one not yet
+    open, whose writes fail at once, so that batches go to the spool while
+    :func:`_reconnect` waits for the server (a crash during an outage must not
+    keep the feed and the spool waiting for the database)."""
+    try:
+        return await stack.enter_async_context(open_database(settings))
+    except StorageError as exc:
+        url = database_url(settings)
+        if url is None or not isinstance(exc.__cause__, psycopg.OperationalError):
+            raise  # the embedded server, or a refusal that waiting will not mend
+        service.database_error = str(exc)
+        log.error("database: %s; running anyway, with batches going to the spool until it answers", exc)
+        return new_database(settings, url)
+
+
+async def _reconnect(
+    settings: Settings, stack: AsyncExitStack, service: Service, stop: asyncio.Event
+) -> None:
+    """Open the database once its server answers, and give it to the writer."""
+    assert service.writer is not None
+    attempt = 0
+    while not stop.is_set():
+        await sleep_unless_stopped(
+            backoff_s(attempt, base_s=settings.service.spool_retry_s, cap_s=30.0), stop
+        )
+        attempt += 1
+        if stop.is_set():
+            return
+        try:
+            service.writer.db = await stack.enter_async_context(open_database(settings))
+        except StorageError as exc:
+            service.database_error = str(exc)
+            log.warning("database: still unreachable (%s)", exc)
+            continue
+        service.database_error = None
+        log.warning("database: reachable; the spool is replayed")
+        return
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -238,8 +282,10 @@ async def run_service(
     service = Service(sources)
     async with AsyncExitStack() as stack:
         process = await stack.enter_async_context(decoder_process(settings))
+        # the database closes after the writer has drained (exit stacks unwind last in, first out)
+        databases = await stack.enter_async_context(AsyncExitStack())
         if db is None:
-            db = await stack.enter_async_context(open_database(settings))
+            db = await _open_or_spool(settings, databases, service)
         if settings.detectors.enabled:
             service.detection = Detection(engine_factory(settings), clock=_utcnow)
         service.spool = Spool(
@@ -267,6 +313,8 @@ async def run_service(
                 group.create_task(
                     pump(source, decoder, service.writer, stop), name=f"source {source.state.name}"
                 )
+            if service.database_error is not None:
+                group.create_task(_reconnect(settings, databases, service, stop), name="database")
             if settings.service.http_port:
                 group.create_task(serve_http(service, settings, stop), name="http")
             if started is not None:

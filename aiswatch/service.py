@@ -7,9 +7,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import psycopg
+
 from aiswatch.config import Settings
 from aiswatch.detection import Detection, engine_factory
-from ingest.errors import SourceError
+from ingest.errors import ConfigError, SourceError
 from ingest.offload import DecoderProcess, RemoteDecoder
 from ingest.pipeline import IngestStats
 from ingest.sources.files import read_lines, source_name
@@ -23,27 +25,48 @@ log = logging.getLogger(__name__)
 SLICE_LINES = 5000
 
 
+def database_url(settings: Settings) -> str | None:
+    """The configured URL (checked: a wrong one is a :class:`ConfigError`), or None: embedded."""
+    if settings.database_url is None:
+        return None
+    url = settings.database_url.get_secret_value()
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(
+            f"setting database_url: not a PostgreSQL URL ({exc})", setting="database_url"
+        ) from exc
+    timeout = info.get("connect_timeout")
+    if timeout is not None and not str(timeout).strip().isdigit():
+        raise ConfigError(
+            f"setting database_url: connect_timeout must be a whole number of seconds, not {timeout!r}",
+            setting="database_url",
+        )
+    return url
+
+
+def new_database(settings: Settings, url: str, *, migrate: bool = True) -> Database:
+    """A :class:`Database` on ``url`` with the configured options (not yet open)."""
+    storage = settings.storage
+    return Database(
+        url,
+        migrate=migrate,
+        timescaledb=storage.timescaledb,
+        pool_max_size=storage.pool_max_size,
+        partitions_ahead_days=storage.partitions_ahead_days,
+        retention_days=storage.retention_days,
+        compress_after_days=storage.compress_after_days,
+    )
+
+
 @asynccontextmanager
 async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Database]:
     """The configured database, or an embedded one when no URL is set."""
     async with AsyncExitStack() as stack:
-        if settings.database_url is not None:
-            url = settings.database_url.get_secret_value()
-        else:
+        url = database_url(settings)
+        if url is None:
             url = await stack.enter_async_context(EmbeddedPostgres(settings.data_dir / "postgres"))
-        storage = settings.storage
-        db = await stack.enter_async_context(
-            Database(
-                url,
-                migrate=migrate,
-                timescaledb=storage.timescaledb,
-                pool_max_size=storage.pool_max_size,
-                partitions_ahead_days=storage.partitions_ahead_days,
-                retention_days=storage.retention_days,
-                compress_after_days=storage.compress_after_days,
-            )
-        )
-        yield db
+        yield await stack.enter_async_context(new_database(settings, url, migrate=migrate))
 
 
 def new_decoder(settings: Settings, process: DecoderProcess, source: str) -> RemoteDecoder:

@@ -277,6 +277,14 @@ class RecordWriter:
         ``on_stored`` is called once they are committed (or spooled)."""
         await self._enqueue(_Pending(stats, positions, statics, [on_stored] if on_stored else []))
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the writer's task, if it stopped with an error."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
+
     async def _enqueue(self, item: _Pending | None) -> None:
         """Queue ``item``, or raise the writer's error if it stops first."""
         assert self._task is not None, "use the writer as an async context manager"
@@ -289,6 +297,14 @@ class RecordWriter:
             await self._task
 
     async def _run(self) -> None:
+        try:
+            await self._take_batches()
+        except Exception as exc:
+            # never quietly: the producers get this error at their next put, /health reports it
+            log.error("database: the writer stopped: %s: %s", type(exc).__name__, exc)
+            raise
+
+    async def _take_batches(self) -> None:
         pending: dict[str, _Pending] = {}
         rows = 0
         started = 0.0
