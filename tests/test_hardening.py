@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -298,3 +299,48 @@ def test_a_spool_on_a_full_disk_counts_its_lines_lost_and_goes_on(tmp_path: Path
     assert "LOST" in result.stderr and "cannot be written" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "spool").glob("*.tmp"))
+
+
+def _one_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    from tests.test_bad_input import assert_one_clean_error
+
+    assert_one_clean_error(result, code, *words)
+
+
+def test_cli_a_closed_stdin_is_one_line(database_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISWATCH_")}
+    env["AISWATCH_DATABASE_URL"] = database_url
+    result = subprocess.run(
+        ["bash", "-c", f'exec "{sys.executable}" -m aiswatch ingest - <&-'],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "standard input is closed" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_a_data_dir_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    from tests.test_bad_input import aiswatch
+
+    result = aiswatch("migrate", env={"AISWATCH_DATA_DIR": str(blocker / "aiswatch")})
+    _one_line(result, 1, "embedded postgres: cannot use", str(blocker))
+
+
+def test_cli_a_connect_timeout_that_is_not_a_number_is_one_line(database_url: str) -> None:
+    from tests.test_bad_input import aiswatch
+
+    url = psycopg.conninfo.make_conninfo(database_url, connect_timeout="abc")
+    result = aiswatch("migrate", env={"AISWATCH_DATABASE_URL": url})
+    _one_line(result, 2, "setting database_url", "connect_timeout", "'abc'")
+
+
+def test_cli_a_bad_environment_variable_is_named_as_the_variable(tmp_path: Path) -> None:
+    from tests.test_bad_input import aiswatch
+
+    config = tmp_path / "aiswatch.toml"
+    config.write_text("[ingest]\nbatch_rows = 100\n")
+    result = aiswatch("migrate", "--config", str(config), env={"AISWATCH_INGEST__BATCH_ROWS": "many"})
+    _one_line(result, 2, "ingest.batch_rows", "environment variable AISWATCH_INGEST__BATCH_ROWS")
+    assert str(config) not in result.stderr
