@@ -48,6 +48,7 @@ import psycopg
 from ingest.errors import StorageError
 from ingest.pipeline import IngestStats
 from ingest.records import Position, StaticReport
+from ingest.retry import RetryPolicy
 from storage.database import Database, redact
 from storage.spool import Spool, SpooledBatch, SpoolFull
 
@@ -90,6 +91,13 @@ REFUSED_FOR_CONTENT: Final = (
 )
 
 OnFailure = Literal["retry", "spool", "raise"]
+#: One source's outcome of a write: lines stored, already stored, the counters
+#: now persisted, identity changes, positions stored.
+_Result = tuple[int, int, Counter[tuple[str, str]], int, int]
+#: The database, away: retried with backoff (up to 8 s between attempts) until the writer gives up.
+DATABASE: Final = RetryPolicy(
+    transient=(psycopg.OperationalError,), permanent=REFUSED_FOR_CONTENT, base_s=0.25, cap_s=8.0
+)
 
 
 class _Refused(Exception):
@@ -461,42 +469,40 @@ class RecordWriter:
         """One transaction for ``batch``; raises :class:`_Refused` when the
         database refuses it for its content."""
         began = time.perf_counter()
-        attempt = 0
-        while True:
+
+        async def attempt() -> list[_Result]:
             try:
                 results = await self._write(batch)
-            except REFUSED_FOR_CONTENT as exc:
-                if self.hook is not None:
-                    self.hook.after_failure()
-                raise _Refused(exc) from exc
-            except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
-                if self.hook is not None:
-                    self.hook.after_failure()
-                reason = _reason(exc)
-                if on_failure == "spool":
-                    await self._to_spool(batch, f"write failed ({reason})")
-                    return
-                if on_failure == "raise":
-                    raise
-                waited = time.perf_counter() - began
-                if waited >= self.give_up_s:
-                    where = redact(self.db.url)
-                    raise StorageError(
-                        f"the database at {where} did not take writes for {waited:.0f} s ({reason})"
-                    ) from exc
-                self.stats.retries += 1
-                delay = min(8.0, 0.25 * 2**attempt, max(0.0, self.give_up_s - waited))
-                attempt += 1
-                log.warning("database: write failed (%s); retry %d in %.1f s", exc, attempt, delay)
-                await asyncio.sleep(delay)
-                continue
             except BaseException:
                 if self.hook is not None:
-                    self.hook.after_failure()
+                    self.hook.after_failure()  # the database is the truth: start again from it
                 raise
             if self.hook is not None:
                 self.hook.after_commit()
-            break
+            return results
+
+        def retrying(error: BaseException, delay_s: float) -> None:
+            self.stats.retries += 1
+
+        try:
+            if on_failure == "retry":
+                policy = DATABASE.giving_up_after(self.give_up_s)
+                results = await policy.call(attempt, resource="database: write failed", on_retry=retrying)
+            else:
+                results = await attempt()
+        except REFUSED_FOR_CONTENT as exc:
+            raise _Refused(exc) from exc
+        except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
+            if on_failure == "spool":
+                await self._to_spool(batch, f"write failed ({_reason(exc)})")
+                return
+            if on_failure == "raise":
+                raise
+            waited_s = time.perf_counter() - began
+            where = redact(self.db.url)
+            raise StorageError(
+                f"the database at {where} did not take writes for {waited_s:.0f} s ({_reason(exc)})"
+            ) from exc
         for item, (stored, already, snapshot, changes, stored_positions) in zip(batch, results, strict=True):
             item.stats.stored += stored
             item.stats.already_stored += already
@@ -509,9 +515,7 @@ class RecordWriter:
         self.stats.last_flush_s = time.perf_counter() - began
         self.stats.total_flush_s += self.stats.last_flush_s
 
-    async def _write(
-        self, batch: list[_Pending]
-    ) -> list[tuple[int, int, Counter[tuple[str, str]], int, int]]:
+    async def _write(self, batch: list[_Pending]) -> list[_Result]:
         days: set[date] = set()
         for item in batch:
             days.update({p.ts.date() for p in item.positions})
@@ -571,7 +575,7 @@ class RecordWriter:
 
     async def _write_source(
         self, cur: psycopg.AsyncCursor[Any], item: _Pending
-    ) -> tuple[tuple[int, int, Counter[tuple[str, str]], int, int], list[Position]]:
+    ) -> tuple[_Result, list[Position]]:
         stored = already = changes = 0
         new: list[Position] = []
         if item.positions:
