@@ -113,3 +113,21 @@ def test_a_name_match_corroborated_by_its_track_stays_probable_when_it_reports_i
     assert run.engine.matches[key].level == "probable"
     assert run.engine.watched[ship.mmsi].level == "probable"
     assert key not in run.engine.dirty_matches  # nothing changed: nothing to write
+
+
+def test_a_held_back_candidate_identified_by_a_later_report_has_its_events_reported_at_once() -> None:
+    """A name match's events wait until it is corroborated; a static report with
+    the listed IMO identifies it, and what was held back is reported then."""
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+    ship = Voyage(273_200_030, "LADY R", t0, 35.0, 150.0, ship_type=30)  # far away, no IMO: a candidate
+    ship.sail_to(35.0, 150.2, 10).dark().stay(12, ais=False, status=0)
+    ship.sail_to(35.0, 150.4, 10)
+    positions, statics = decode(line for _, line in ship.lines())
+    run = Run(watchlist=load_watchlist())
+    run.batch(positions, statics)
+    run.finish()
+    assert run.engine.watched[ship.mmsi].level == "candidate" and run.events() == {}
+    assert any(e.kind == "dark_gap" for e in run.engine.watched[ship.mmsi].track.events.values())
+    identified = statics[-1]._replace(ts=ship.now + timedelta(minutes=1), imo=9161003)
+    (gap,) = [e for e in run.batch([], [identified], now=identified.ts) if e.kind == "dark_gap"]
+    assert gap.vessel == "LADY R" and run.engine.watched[ship.mmsi].level == "identified"
