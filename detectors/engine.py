@@ -290,9 +290,9 @@ class DetectorEngine:
                 w = self.watched.get(new)
                 if w is None:
                     continue
-                changes = {"mmsi": [old, new]}
+                changes: dict[str, list[int] | list[str | None]] = {"mmsi": [old, new]}
                 if flag_of(old) != flag_of(new):
-                    changes["flag"] = [flag_of(old), flag_of(new)]  # type: ignore[list-item]
+                    changes["flag"] = [flag_of(old), flag_of(new)]
                 event = Event(
                     kind="identity_change", mmsi=new, start=ts, key="mmsi", details={"changes": changes}
                 )
