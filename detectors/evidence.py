@@ -33,13 +33,18 @@ class Role(enum.Enum):
 @dataclass(frozen=True)
 class Evidence:
     role: ClassVar[Role]
+    #: The fact in words, formatted from the fields.
+    words: ClassVar[str]
+
+    def __str__(self) -> str:
+        return self.words.format_map(vars(self))
 
 
 @dataclass(frozen=True)
 class Listed(Evidence):
     """The broadcast IMO or MMSI is one of the entry's identifiers."""
 
-    role: ClassVar[Role] = Role.IDENTIFIES
+    role = Role.IDENTIFIES
     kind: Literal["imo", "mmsi"]
     value: int
     source: str
@@ -51,79 +56,66 @@ class Listed(Evidence):
 
 @dataclass(frozen=True)
 class NameMatch(Evidence):
-    role: ClassVar[Role] = Role.NAMES
-    #: As broadcast.
+    """The broadcast name (as sent) is the entry's name or an alias."""
+
+    role = Role.NAMES
+    words = "name {shipname!r} matches {entry}"
     shipname: str
     entry: str
-
-    def __str__(self) -> str:
-        return f"name {self.shipname!r} matches {self.entry}"
 
 
 @dataclass(frozen=True)
 class OtherImo(Evidence):
     """The broadcast IMO is not the entry's (or is listed as a namesake's)."""
 
-    role: ClassVar[Role] = Role.CONTRADICTS
+    role = Role.CONTRADICTS
+    words = "but IMO {imo} is another ship"
     imo: int
-
-    def __str__(self) -> str:
-        return f"but IMO {self.imo} is another ship"
 
 
 @dataclass(frozen=True)
 class OtherFlag(Evidence):
     """The MMSI's MID gives another flag than the entry's."""
 
-    role: ClassVar[Role] = Role.CONTRADICTS
+    role = Role.CONTRADICTS
+    words = "but MID {mid} is {flag}, not {expected}"
     mid: int
     flag: str
     expected: str
 
-    def __str__(self) -> str:
-        return f"but MID {self.mid} is {self.flag}, not {self.expected}"
-
 
 @dataclass(frozen=True)
 class FlagAgrees(Evidence):
-    role: ClassVar[Role] = Role.FLAG
+    role = Role.FLAG
+    words = "flag {flag} from MID {mid}"
     mid: int
     flag: str
-
-    def __str__(self) -> str:
-        return f"flag {self.flag} from MID {self.mid}"
 
 
 @dataclass(frozen=True)
 class ShipTypeAgrees(Evidence):
     """The broadcast ship type is in the entry's range."""
 
-    role: ClassVar[Role] = Role.CORROBORATES
+    role = Role.CORROBORATES
+    words = "ship type {ship_type}"
     ship_type: int
-
-    def __str__(self) -> str:
-        return f"ship type {self.ship_type}"
 
 
 @dataclass(frozen=True)
 class CallSignAgrees(Evidence):
     """The broadcast call sign is one of the entry's."""
 
-    role: ClassVar[Role] = Role.CORROBORATES
+    role = Role.CORROBORATES
+    words = "call sign {callsign}"
     callsign: str
-
-    def __str__(self) -> str:
-        return f"call sign {self.callsign}"
 
 
 @dataclass(frozen=True)
 class SeenInRegion(Evidence):
     """The track was inside a watched region or port (only the track can tell)."""
 
-    role: ClassVar[Role] = Role.CORROBORATES
-
-    def __str__(self) -> str:
-        return "seen in a watched region"
+    role = Role.CORROBORATES
+    words = "seen in a watched region"
 
 
 def level_of(evidence: Iterable[Evidence]) -> MatchLevel:
