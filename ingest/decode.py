@@ -42,7 +42,14 @@ _SHIP_TYPE_OFFSET: Final = {5: 232, 19: 263, 24: 40}
 
 
 def text(value: str | None) -> str | None:
-    """An AIS text field cut at the first ``@`` and trimmed; None if empty."""
+    """An AIS text field as stored, from every source: cut at the first ``@``
+    (the padding, and what follows it is not text), spaces trimmed; None if
+    nothing is left (``"LADY R@@@@"`` -> ``"LADY R"``, ``"@@@@"`` -> None).
+
+    Trailing spaces are padding too. Leading ones (gpsd keeps them, and some
+    transmitters send them) are trimmed as well: a feed that trimmed them
+    upstream must not read as a changed call sign or destination.
+    """
     if value is None:
         return None
     cut = value.find("@")

@@ -34,7 +34,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.jsonfeeds import FeedError, aiscatcher_lines, aiscatcher_position
+from ingest.jsonfeeds import FeedError, aiscatcher_lines, aiscatcher_record
+from ingest.records import Position
 from ingest.sources.broker_reader import BrokerReader
 from ingest.sources.live import (
     Chunk,
@@ -135,9 +136,14 @@ def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
             try:
                 if not isinstance(item, dict):
                     raise FeedError("not a JSON object")
-                chunk.positions.append(aiscatcher_position(item))
+                record = aiscatcher_record(item)
             except FeedError as exc:
                 chunk.malformed.append(("json", str(exc)))
+                continue
+            if isinstance(record, Position):
+                chunk.positions.append(record)
+            else:
+                chunk.statics.append(record)
     return chunk
 
 
