@@ -588,10 +588,11 @@ def test_run_serves_health_and_metrics_and_drains_on_sigterm(
             for start in range(0, len(lines), 4):
                 sender.sendto(b"\n".join(lines[start : start + 4]), ("127.0.0.1", udp))
                 time.sleep(0.0005)
-        time.sleep(1.0)
-        status, metrics = get(f"http://127.0.0.1:{http}/metrics")
-        assert status == 200
-        assert 'aiswatch_lines_total{outcome="read",reason="",source="udp:rx"} 2000.0' in metrics
+        read_all = 'aiswatch_lines_total{outcome="read",reason="",source="udp:rx"} 2000.0'
+        deadline = time.monotonic() + 30
+        while read_all not in (metrics := get(f"http://127.0.0.1:{http}/metrics")[1]):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.1)
         assert (
             "aiswatch_spool_bytes 0.0" in metrics
             and 'aiswatch_source_connected{kind="udp",source="rx"} 1.0' in metrics
@@ -618,31 +619,48 @@ def test_kill_9_while_spooling_then_restart_replays_the_spool(
     import socket
 
     asyncio.run(migrate(own_postgres.url))
-    udp = free_port()
+    udp, http = free_port(), free_port()
     config = tmp_path / "aiswatch.toml"
     config.write_text(
         f'database_url = "{own_postgres.url}"\ndata_dir = "{tmp_path}"\n'
-        f"[ingest]\nbatch_delay_s = 0.2\n[service]\nhttp_port = 0\nspool_retry_s = 0.3\n"
+        f"[ingest]\nbatch_delay_s = 0.2\n[service]\nhttp_port = {http}\nspool_retry_s = 0.3\n"
         f'[[sources]]\nname = "rx"\nkind = "udp"\nhost = "127.0.0.1"\nport = {udp}\n'
     )
     process = aiswatch_run(config)
     lines = feed[:3000]
+
+    def spooled() -> set[Key]:
+        keys: set[Key] = set()
+        for path in sorted((tmp_path / "spool").glob("*.batch")):
+            for _, positions, _ in pickle.loads(path.read_bytes()):
+                keys |= {(p.mmsi, p.ts, p.payload_crc) for p in positions}
+        return keys
+
+    def healthy() -> bool:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            return get(f"http://127.0.0.1:{http}/health")[0] == 200
+        except OSError:
+            return False
+
     try:
-        time.sleep(4)  # started, with the database up
+        deadline = time.monotonic() + 60
+        while not healthy():  # started, with the database up
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         own_postgres.stop()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             for start in range(0, len(lines), 5):
                 sender.sendto(b"\n".join(lines[start : start + 5]), ("127.0.0.1", udp))
                 time.sleep(0.0005)
-        time.sleep(5)  # every batch fails to connect within ~1.3 s and goes to the spool
+        deadline = time.monotonic() + 60
+        while spooled() != expected(lines):  # every batch failed to connect and went to the spool
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
     finally:
         process.kill()  # kill -9: no drain, no goodbye
         process.wait()
-    spooled: set[Key] = set()
-    for path in sorted((tmp_path / "spool").glob("*.batch")):
-        for _, positions, _ in pickle.loads(path.read_bytes()):
-            spooled |= {(p.mmsi, p.ts, p.payload_crc) for p in positions}
-    assert spooled
+    assert spooled() == expected(lines)
     own_postgres.start()
 
     async def restart() -> None:
@@ -651,9 +669,7 @@ def test_kill_9_while_spooling_then_restart_replays_the_spool(
             await eventually(lambda: service.spool is not None and len(service.spool) == 0, 30)
 
     asyncio.run(restart())
-    rows = asyncio.run(stored(own_postgres.url))
-    assert spooled <= rows
-    assert rows == expected(lines)  # nothing was left in memory at the kill: all of it had been spooled
+    assert asyncio.run(stored(own_postgres.url)) == expected(lines)  # all of it had been spooled
 
 
 def test_run_without_sources_or_with_a_missing_secret_is_one_line(tmp_path: Path) -> None:
