@@ -19,8 +19,19 @@ from zlib import crc32
 from pyais.bit_vector import bit_vector
 from pyais.messages import MSG_CLASS
 
+from ingest import fastdecode
 from ingest.assembly import Assembled, FragmentAssembler
-from ingest.decode import ARMOR, BIT_LENGTHS, refine_to_second, to_position, to_static
+from ingest.decode import (
+    ARMOR,
+    BIT_LENGTHS,
+    PositionFields,
+    StaticFields,
+    make_position,
+    make_static,
+    pyais_position,
+    pyais_static,
+    refine_to_second,
+)
 from ingest.dedup import DuplicateWindow
 from ingest.nmea import FILTERED, GatehouseTime, Sentence, Skip, parse_line
 from ingest.records import POSITION_TYPES, Position, StaticReport
@@ -29,6 +40,9 @@ log = logging.getLogger(__name__)
 
 #: Event times more than this far ahead of the receive clock are rejected.
 MAX_FUTURE_S: Final = 86_400.0
+#: The types decoded without pyais (see ingest/fastdecode.py).
+_FAST_POSITIONS: Final = frozenset({1, 2, 3, 18, 27})
+_FAST_STATICS: Final = frozenset({5, 24})
 #: How many examples of each malformed reason are logged and kept per source.
 EXAMPLES_PER_REASON: Final = 3
 
@@ -243,12 +257,18 @@ class LineDecoder:
         if not bounds[0] <= bit_count <= bounds[1]:
             stats.note_malformed("length", sentences, self._lineno, f"type {msg_type} with {bit_count} bits")
             return
-        try:
-            bits = bit_vector(payload, fill_bits)
-            msg: Any = MSG_CLASS[msg_type].from_vector(bits)  # pyais
-        except Exception as exc:  # pyais raises many kinds on bad bits
-            stats.note_malformed("decode", sentences, self._lineno, f"{type(exc).__name__}: {exc}")
-            return
+        fast: PositionFields | StaticFields | None = None
+        if msg_type in _FAST_POSITIONS:
+            fast = fastdecode.position(msg_type, fastdecode.payload_value(payload, fill_bits), bit_count)
+        elif msg_type in _FAST_STATICS:
+            fast = fastdecode.static(msg_type, fastdecode.payload_value(payload, fill_bits), bit_count)
+        if fast is None:  # pyais decodes the rest
+            try:
+                bits = bit_vector(payload, fill_bits)
+                msg: Any = MSG_CLASS[msg_type].from_vector(bits)
+            except Exception as exc:  # pyais raises many kinds on bad bits
+                stats.note_malformed("decode", sentences, self._lineno, f"{type(exc).__name__}: {exc}")
+                return
         # Only a valid message enters the window: a broken copy (wrong fill
         # bits, say) must not make the good copy after it a "duplicate".
         if self._dedup.is_duplicate(payload, received if time is None else time):
@@ -256,19 +276,24 @@ class LineDecoder:
             return
         stats.accepted += sentences
         if msg_type in POSITION_TYPES:
+            position = pyais_position(msg) if fast is None else fast
+            assert len(position) == 10
             if time is None:
-                second = msg.second if msg_type != 27 else None
-                time = refine_to_second(received, second if second is not None and second < 60 else None)
-            self._positions.append(to_position(msg, time, first.station, crc32(payload), sentences))
+                time = refine_to_second(received, position[9])
+            self._positions.append(
+                make_position(position, msg_type, time, first.station, crc32(payload), sentences)  # type: ignore[arg-type]
+            )
             stats.positions += 1
             if msg_type != 19:
                 return
             sentences = 0  # a type 19's lines are accounted with its position
+            fast = None
         elif time is None:
             time = refine_to_second(received, None)
-        report = to_static(msg, bits, time, sentences)
+        fields: Any = pyais_static(msg, bits) if fast is None else fast
+        report = make_static(fields, msg_type, time, sentences)
         if msg_type == 24:
-            report = self._join_type24(report, msg.partno)
+            report = self._join_type24(report, fields[1])
         self._statics.append(report)
         stats.static_reports += 1
 
