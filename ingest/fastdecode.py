@@ -20,7 +20,8 @@ import math
 from binascii import a2b_base64, b2a_base64
 from typing import Final
 
-from ingest.decode import ARMOR, PositionFields, StaticFields, text
+from ingest.decode import ARMOR, StaticFields, refine_to_second, text, utc
+from ingest.records import Position
 
 _B64: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 #: AIS armour to the base64 character of the same six bits.
@@ -30,6 +31,8 @@ _B64_TO_TEXT: Final = bytes.maketrans(
     _B64, b"@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_ !\"#$%&'()*+,-./0123456789:;<=>?"
 )
 _PAD: Final = (b"", b"AAA", b"AA", b"A")  # "A" is six zero bits
+_NO_RATE: Final = frozenset({127, 129, 128})  # +127, -127, -128 as unsigned bytes
+_new = tuple.__new__
 
 
 def payload_value(payload: bytes, fill_bits: int) -> int:
@@ -50,60 +53,77 @@ def _text(value: int, width: int) -> str | None:
     return text(chars[: width // 6].translate(_B64_TO_TEXT).decode("ascii"))
 
 
-def _turn(raw: int) -> float | None:
-    """pyais's rate of turn, from the signed raw value: -128 and +-127 are no rate."""
-    if not raw:
-        return 0.0
-    if raw in (127, -127, -128):
-        return None
-    return math.copysign(round((raw / 4.733) ** 2), raw)
-
-
-def _degrees(
-    lon_raw: int, lat_raw: int, lon_bits: int, lat_bits: int, tenths: int
-) -> tuple[float | None, float | None]:
-    """Signed raw longitude and latitude to degrees, rounded as pyais does
-    (``tenths``: 10 for 1/10,000 minute, 10,000 for 1/10 minute); off the
-    globe (91, 181: not available) is None."""
-    if lon_raw >= 1 << (lon_bits - 1):
-        lon_raw -= 1 << lon_bits
-    if lat_raw >= 1 << (lat_bits - 1):
-        lat_raw -= 1 << lat_bits
-    lon = ((tenths * lon_raw + 3) // 6) / 1e6
-    lat = ((tenths * lat_raw + 3) // 6) / 1e6
-    if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
-        return lat, lon
-    return None, None
-
-
-def position(msg_type: int, value: int, bit_count: int) -> PositionFields:
-    """A type 1, 2, 3 or 18 (at least 168 bits) or 27 (at least 96) position."""
+def position_record(
+    msg_type: int,
+    payload: bytes,
+    fill_bits: int,
+    bit_count: int,
+    time: float | None,
+    received: float,
+    station: str | None,
+    crc: int,
+    sentences: int,
+) -> Position:
+    """The :class:`Position` of a type 1, 2, 3 or 18 (at least 168 bits) or
+    27 (at least 96) message, timed by ``time``, else by ``received`` moved
+    back to the message's UTC second. One function, written out: this is the
+    hot path of every ingest."""
+    rest = len(payload) & 3
+    value = int.from_bytes(a2b_base64(payload.translate(_ARMOR_TO_B64) + _PAD[rest]), "big")
+    if rest:
+        value >>= 6 * (4 - rest)
+    value >>= fill_bits
     if msg_type == 27:
         v = value >> (bit_count - 96)
-        lat, lon = _degrees((v >> 34) & 0x3FFFF, (v >> 17) & 0x1FFFF, 18, 17, 10_000)
+        lon_raw, lat_raw = (v >> 34) & 0x3FFFF, (v >> 17) & 0x1FFFF
+        lon = ((10_000 * (lon_raw - 0x40000 if lon_raw & 0x20000 else lon_raw) + 3) // 6) / 1e6
+        lat = ((10_000 * (lat_raw - 0x20000 if lat_raw & 0x10000 else lat_raw) + 3) // 6) / 1e6
         speed_raw, course_raw = (v >> 11) & 63, (v >> 2) & 511
-        return (
-            (v >> 58) & 0x3FFFFFFF, lat, lon,
-            None if speed_raw >= 63 else float(speed_raw), None if course_raw >= 360 else float(course_raw),
-            None, (v >> 52) & 15, None, bool((v >> 57) & 1), None,
-        )  # fmt: skip
-    v = value >> (bit_count - 168)
-    if msg_type == 18:
-        lat, lon = _degrees((v >> 83) & 0xFFFFFFF, (v >> 56) & 0x7FFFFFF, 28, 27, 10)
-        speed_raw, accuracy, course_raw = (v >> 112) & 1023, (v >> 111) & 1, (v >> 44) & 4095
-        heading, second = (v >> 35) & 511, (v >> 29) & 63
-        status = turn = None
+        speed = None if speed_raw >= 63 else float(speed_raw)
+        course = None if course_raw >= 360 else float(course_raw)
+        heading = turn = second = None
+        status: int | None = (v >> 52) & 15
+        accuracy = (v >> 57) & 1
+        mmsi = (v >> 58) & 0x3FFFFFFF
     else:
-        lat, lon = _degrees((v >> 79) & 0xFFFFFFF, (v >> 52) & 0x7FFFFFF, 28, 27, 10)
-        speed_raw, accuracy, course_raw = (v >> 108) & 1023, (v >> 107) & 1, (v >> 40) & 4095
-        heading, second = (v >> 31) & 511, (v >> 25) & 63
-        status = (v >> 126) & 15
-        rate = (v >> 118) & 255
-        turn = _turn(rate - 256 if rate > 127 else rate)
-    return (
-        (v >> 130) & 0x3FFFFFFF, lat, lon,
-        None if speed_raw >= 1023 else speed_raw / 10.0, None if course_raw >= 3600 else course_raw / 10.0,
-        None if heading >= 360 else heading, status, turn, bool(accuracy), None if second >= 60 else second,
+        v = value >> (bit_count - 168)
+        if msg_type == 18:
+            lon_raw, lat_raw = (v >> 83) & 0xFFFFFFF, (v >> 56) & 0x7FFFFFF
+            speed_raw, accuracy, course_raw = (v >> 112) & 1023, (v >> 111) & 1, (v >> 44) & 4095
+            heading, second = (v >> 35) & 511, (v >> 29) & 63
+            status = turn = None
+        else:
+            lon_raw, lat_raw = (v >> 79) & 0xFFFFFFF, (v >> 52) & 0x7FFFFFF
+            speed_raw, accuracy, course_raw = (v >> 108) & 1023, (v >> 107) & 1, (v >> 40) & 4095
+            heading, second = (v >> 31) & 511, (v >> 25) & 63
+            status = (v >> 126) & 15
+            rate = (v >> 118) & 255
+            if not rate:
+                turn = 0.0
+            elif rate in _NO_RATE:  # -128 (not available), +-127 (turning fast, no rate)
+                turn = None
+            else:
+                rate = rate - 256 if rate > 127 else rate
+                turn = math.copysign(round((rate / 4.733) ** 2), rate)  # pyais's scaling
+        lon = ((10 * (lon_raw - 0x10000000 if lon_raw & 0x8000000 else lon_raw) + 3) // 6) / 1e6
+        lat = ((10 * (lat_raw - 0x8000000 if lat_raw & 0x4000000 else lat_raw) + 3) // 6) / 1e6
+        speed = None if speed_raw >= 1023 else speed_raw / 10.0
+        course = None if course_raw >= 3600 else course_raw / 10.0
+        if heading >= 360:
+            heading = None
+        if second >= 60:
+            second = None
+        mmsi = (v >> 130) & 0x3FFFFFFF
+    if time is None:
+        time = refine_to_second(received, second)
+    if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
+        where: tuple[float | None, float | None] = (lat, lon)
+    else:  # 91, 181: not available
+        where = (None, None)
+    return _new(
+        Position,
+        (utc(time), mmsi, msg_type, *where, speed, course, heading, status, turn, accuracy == 1, second,
+         station, crc, sentences),
     )  # fmt: skip
 
 

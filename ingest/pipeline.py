@@ -24,7 +24,6 @@ from ingest.assembly import Assembled, FragmentAssembler
 from ingest.decode import (
     ARMOR,
     BIT_LENGTHS,
-    PositionFields,
     StaticFields,
     make_position,
     make_static,
@@ -33,8 +32,9 @@ from ingest.decode import (
     refine_to_second,
 )
 from ingest.dedup import DuplicateWindow
+from ingest.fastdecode import position_record
 from ingest.nmea import FILTERED, GatehouseTime, Sentence, Skip, parse_line
-from ingest.records import POSITION_TYPES, Position, StaticReport
+from ingest.records import Position, StaticReport
 
 log = logging.getLogger(__name__)
 
@@ -257,10 +257,21 @@ class LineDecoder:
         if not bounds[0] <= bit_count <= bounds[1]:
             stats.note_malformed("length", sentences, self._lineno, f"type {msg_type} with {bit_count} bits")
             return
-        fast: PositionFields | StaticFields | None = None
-        if msg_type in _FAST_POSITIONS:
-            fast = fastdecode.position(msg_type, fastdecode.payload_value(payload, fill_bits), bit_count)
-        elif msg_type in _FAST_STATICS:
+        if msg_type in _FAST_POSITIONS:  # nearly all the traffic: no pyais, nothing that can fail
+            if self._dedup.is_duplicate(payload, received if time is None else time):
+                stats.duplicate += sentences
+                return
+            stats.accepted += sentences
+            stats.positions += 1
+            station, crc = first.station, crc32(payload)
+            self._positions.append(
+                position_record(
+                    msg_type, payload, fill_bits, bit_count, time, received, station, crc, sentences
+                )
+            )
+            return
+        fast: StaticFields | None = None
+        if msg_type in _FAST_STATICS:
             fast = fastdecode.static(msg_type, fastdecode.payload_value(payload, fill_bits), bit_count)
         if fast is None:  # pyais decodes the rest
             try:
@@ -275,19 +286,15 @@ class LineDecoder:
             stats.duplicate += sentences
             return
         stats.accepted += sentences
-        if msg_type in POSITION_TYPES:
-            position = pyais_position(msg) if fast is None else fast
-            assert len(position) == 10
+        if msg_type == 19:  # a position and a static report in one
+            position = pyais_position(msg)
             if time is None:
                 time = refine_to_second(received, position[9])
             self._positions.append(
-                make_position(position, msg_type, time, first.station, crc32(payload), sentences)  # type: ignore[arg-type]
+                make_position(position, msg_type, time, first.station, crc32(payload), sentences)
             )
             stats.positions += 1
-            if msg_type != 19:
-                return
-            sentences = 0  # a type 19's lines are accounted with its position
-            fast = None
+            sentences = 0  # its lines are accounted with its position
         elif time is None:
             time = refine_to_second(received, None)
         fields: Any = pyais_static(msg, bits) if fast is None else fast

@@ -16,7 +16,7 @@ from pyais.messages import MSG_CLASS, MessageType5, MessageType24PartA, MessageT
 
 from ingest import fastdecode
 from ingest.assembly import FragmentAssembler
-from ingest.decode import BIT_LENGTHS, pyais_position, pyais_static
+from ingest.decode import BIT_LENGTHS, make_position, pyais_position, pyais_static, refine_to_second
 from ingest.nmea import Sentence, parse_line
 
 CAPTURES = [
@@ -30,19 +30,28 @@ CAPTURES = [
 FAST_TYPES = (1, 2, 3, 18, 27, 5, 24)
 
 
+RECEIVED = 1_700_000_012.7
+
+
 def both_ways(payload: bytes, fill_bits: int) -> tuple[Any, Any]:
-    """(fast fields or None, pyais fields or the exception pyais raised)."""
+    """(the fast path's record or static fields, or None; pyais's, or the
+    exception pyais raised). Positions are timed by the receive clock and
+    the message's own second, so that the second's handling is compared too."""
     msg_type = fastdecode.ARMOR[payload[0]]
     bit_count = len(payload) * 6 - fill_bits
-    value = fastdecode.payload_value(payload, fill_bits)
+    fast: Any
     if msg_type in (5, 24):
-        fast = fastdecode.static(msg_type, value, bit_count)
+        fast = fastdecode.static(msg_type, fastdecode.payload_value(payload, fill_bits), bit_count)
     else:
-        fast = fastdecode.position(msg_type, value, bit_count)
+        fast = fastdecode.position_record(msg_type, payload, fill_bits, bit_count, None, RECEIVED, "rx", 7, 1)
     try:
         bits = bit_vector(payload, fill_bits)
         message = MSG_CLASS[msg_type].from_vector(bits)
-        oracle = pyais_static(message, bits) if msg_type in (5, 24) else pyais_position(message)
+        if msg_type in (5, 24):
+            oracle: Any = pyais_static(message, bits)
+        else:
+            fields = pyais_position(message)
+            oracle = make_position(fields, msg_type, refine_to_second(RECEIVED, fields[9]), "rx", 7, 1)
     except Exception as exc:  # pyais raises on some bits: then the fast path must leave it to pyais
         oracle = exc
     return fast, oracle
