@@ -13,8 +13,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
+from ingest.errors import ConfigError
 from ingest.sources import broker_reader
-from ingest.sources.broker_reader import FastPathUnfit, choose_receiver
+from ingest.sources.broker_reader import choose_receiver
 from tests.services import Mosquitto
 from tests.test_live import eventually, expected, feed, lines_read, live_settings, running, stored, unresolved
 
@@ -57,9 +58,12 @@ async def test_a_missing_internal_is_named_and_forcing_fast_then_fails_in_one_li
     assert choose_receiver(client, "auto", "mq") == "public"
     (warning,) = warnings_of(caplog)
     assert "aiomqtt.Client._disconnected" in warning
-    with pytest.raises(FastPathUnfit) as caught:
+    with pytest.raises(ConfigError) as caught:
         choose_receiver(client, "fast", "mq")
-    assert str(caught.value) == "mq: receiver = 'fast' but aiomqtt/paho lack aiomqtt.Client._disconnected"
+    assert caught.value.setting == "sources.mq.receiver"
+    assert str(caught.value) == (
+        "setting sources.mq.receiver: 'fast', but aiomqtt/paho lack aiomqtt.Client._disconnected"
+    )
 
 
 def source(mosquitto: Mosquitto, topic: str, receiver: str) -> dict[str, Any]:

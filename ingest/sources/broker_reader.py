@@ -13,15 +13,15 @@ in the tested range, the internals it uses present) and falls back to the
 public one with a warning naming what failed; the fast receiver also checks,
 at its first connection, that it runs after aiomqtt's own socket reader.
 
-The fast path. With a backlog of one-line messages, per-message overheads were the whole
-cost (6,000 messages/s): paho reads each packet with three or more ``recv``
-calls (the command byte, each length byte, the body), aiomqtt's socket reader
-takes one packet per event-loop turn and wraps each message in its own object
-and queue entry, and each acknowledgement is a ``send``. Here:
+The fast path. With a backlog of one-line messages, per-message overheads
+were the whole cost (6,000 messages/s): paho reads each packet with three or
+more ``recv`` calls (the command byte, each length byte, the body), aiomqtt's
+socket reader takes one packet per event-loop turn and wraps each message in
+its own object and queue entry, and each acknowledgement is a ``send``. Here:
 
 - the socket is read 64 KiB at a time (:class:`BufferedSocket`) and paho's
   small reads are served from memory;
-- :class:`BrokerReader` replaces aiomqtt's reader and takes up to
+- :class:`FastReceiver` replaces aiomqtt's reader and takes up to
   ``PACKETS_PER_TURN`` packets per turn: a PUBLISH whole in the buffer it
   parses itself (paho would read it in three or more pieces and build a
   message object, MQTT 5 properties and a debug line for it), anything else
@@ -41,8 +41,9 @@ the ``on_socket_open`` callback, ``_handle_publish``, ``_packet_queue``,
 ``_in_packet``, ``_sock``, ``_disconnected``), which is why pyproject.toml
 bounds both versions. The public path asks for a receive maximum of
 ``PUBLIC_QUEUE`` (MQTT 5; with 3.1.1 the broker's in-flight limit holds it)
-and bounds its queue to that: see :class:`PublicReceiver`. The MQTT tests run both receivers on a real broker
-(reconnects, broker restarts, sessions, shared subscriptions).
+and bounds its queue to that: see :class:`PublicReceiver`. The MQTT tests run
+both receivers on a real broker (reconnects, broker restarts, sessions,
+shared subscriptions, a backlog beyond the public queue).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ import paho.mqtt.client
 from paho.mqtt.client import PUBACK, MQTTv5
 from paho.mqtt.enums import MQTTErrorCode
 
-from ingest.errors import SourceError
+from ingest.errors import ConfigError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,12 @@ class FastPathUnfit(SourceError):
     """An assumption of the fast receiver does not hold; ``source`` names the MQTT source."""
 
 
+def forced_fast(source: str, reason: str) -> ConfigError:
+    """The error when ``receiver = "fast"`` is configured but cannot run."""
+    setting = f"sources.{source}.receiver"
+    return ConfigError(f"setting {setting}: 'fast', but {reason}", setting=setting)
+
+
 def _release(package: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version(package).split(".")[:2] if part.isdigit())
 
@@ -197,9 +204,7 @@ def choose_receiver(client: aiomqtt.Client, choice: ReceiverChoice, source: str)
     missing, versions = missing_internals(client), version_problems()
     if choice == "fast":
         if missing:
-            raise FastPathUnfit(
-                f"{source}: receiver = 'fast' but aiomqtt/paho lack {', '.join(missing)}", source=source
-            )
+            raise forced_fast(source, f"aiomqtt/paho lack {', '.join(missing)}")
         if versions:
             log.warning("%s: fast MQTT receiver (as configured) on untested %s", source, ", ".join(versions))
         return "fast"
@@ -275,7 +280,7 @@ class PublicReceiver:
                     await self.settled.wait()
             raise aiomqtt.MqttError(
                 f"{self.queue.left:,} messages did not fit our queue of {PUBLIC_QUEUE:,}"
-                " (the broker sent more than the receive maximum): reconnecting for them"
+                " (the broker sent more ahead of our acknowledgements): reconnecting for them"
             )
         batch = [_received(await anext(self.messages))]
         for _ in range(min(most - 1, len(self.messages))):
@@ -376,10 +381,8 @@ class FastReceiver:
             # scheduled) must be there to replace; if aiomqtt registered it later, it would replace ours.
             # (Ours is added regardless, so that the connection completes; take() then says so.)
             if not self.loop.remove_reader(sock.fileno()):
-                self.unfit = FastPathUnfit(
-                    f"{self.source}: aiomqtt's socket reader was not registered before ours",
-                    source=self.source,
-                )
+                reason = "aiomqtt's socket reader was not registered before ours"
+                self.unfit = FastPathUnfit(reason, source=self.source)
         self.loop.add_reader(sock.fileno(), self._read)  # in place of aiomqtt's
         if sock.pending():  # already buffered: the socket may not become readable for it
             self.loop.call_soon(self._read)

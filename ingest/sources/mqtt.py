@@ -41,6 +41,7 @@ from ingest.sources.broker_reader import (
     FastPathUnfit,
     ReceiverChoice,
     choose_receiver,
+    forced_fast,
     new_receiver,
 )
 from ingest.sources.live import (
@@ -180,8 +181,8 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
             return
         except FastPathUnfit as exc:
             if options.receiver == "fast":
-                raise
-            log.warning("%s; reconnecting with the MQTT receiver on public APIs, slower", exc)
+                raise forced_fast(state.name, str(exc)) from exc
+            log.warning("%s: %s; reconnecting with the MQTT receiver on public APIs, slower", state.name, exc)
             kind = "public"  # nothing was taken: the broker sends it all again
         except aiomqtt.MqttError as exc:
             state.failures["mqtt"] += 1
