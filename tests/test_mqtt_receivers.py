@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import pytest
 
+from aiswatch.config import Settings
 from ingest.errors import ConfigError
 from ingest.sources import broker_reader
 from ingest.sources.broker_reader import choose_receiver
@@ -66,68 +68,68 @@ async def test_a_missing_internal_is_named_and_forcing_fast_then_fails_in_one_li
     )
 
 
-def source(mosquitto: Mosquitto, topic: str, receiver: str) -> dict[str, Any]:
-    return {"kind": "mqtt", "name": "mq", "host": "127.0.0.1", "port": mosquitto.port, "topics": [topic],
-            "client_id": f"aiswatch-receivers-{time.monotonic_ns()}", "receiver": receiver}  # fmt: skip
+@dataclass(frozen=True)
+class Case:
+    """A database, a data directory and the tests' Mosquitto, with a topic of the test's own."""
+
+    url: str
+    tmp: Path
+    mosquitto: Mosquitto
+    topic: str = field(default_factory=lambda: f"ais/receivers-{time.monotonic_ns()}")
+
+    def settings(self, receiver: str) -> Settings:
+        source = {"kind": "mqtt", "name": "mq", "host": "127.0.0.1", "port": self.mosquitto.port,
+                  "topics": [self.topic], "client_id": self.topic.replace("/", "-"),
+                  "receiver": receiver}  # fmt: skip
+        return live_settings(self.url, self.tmp, [source])
+
+    async def publish(self, lines: list[bytes]) -> None:
+        async with aiomqtt.Client("127.0.0.1", self.mosquitto.port) as client:
+            for line in lines:
+                await client.publish(self.topic, line, qos=1)
+
+    async def run_through(self, receiver: str, lines: list[bytes], *, waiting: int = 0) -> None:
+        """aiswatch subscribed, ``lines`` published, and all of them (and
+        ``waiting`` more, from the session) read and resolved."""
+        async with running(self.settings(receiver)) as service:
+            await eventually(lambda: service.sources[0].state.connected, what="subscribed")
+            await self.publish(lines)
+            done = len(lines) + waiting
+            await eventually(lambda: lines_read(service) >= done and unresolved(service) == 0, 60)
+            assert sum(s.stats.malformed["orphan_fragment"] for s in service.sources) == 0  # in order
 
 
-async def publish(mosquitto: Mosquitto, topic: str, lines: list[bytes]) -> None:
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-        for line in lines:
-            await client.publish(topic, line, qos=1)
+@pytest.fixture
+def case(database_url: str, tmp_path: Path, mosquitto: Mosquitto) -> Case:
+    return Case(database_url, tmp_path, mosquitto)
 
 
 async def test_auto_on_untested_versions_receives_everything_on_public_apis(
-    database_url: str,
-    tmp_path: Path,
-    feed: list[bytes],
-    mosquitto: Mosquitto,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    case: Case, feed: list[bytes], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(broker_reader, "TESTED", UNTESTED)
     caplog.set_level(logging.INFO, logger="ingest.sources")
-    topic, lines = f"ais/receivers-{time.monotonic_ns()}", feed[:1500]
-    settings = live_settings(database_url, tmp_path, [source(mosquitto, topic, "auto")])
-    async with running(settings) as service:
-        await eventually(lambda: service.sources[0].state.connected, what="subscribed")
-        await publish(mosquitto, topic, lines)
-        await eventually(lambda: lines_read(service) >= len(lines) and unresolved(service) == 0)
-    assert await stored(database_url) == expected(lines)
+    await case.run_through("auto", feed[:1500])
+    assert await stored(case.url) == expected(feed[:1500])
     assert any("(public receiver)" in r.getMessage() for r in caplog.records)
 
 
 async def test_the_public_receiver_bounds_its_queue_and_loses_nothing_beyond_it(
-    database_url: str,
-    tmp_path: Path,
-    feed: list[bytes],
-    mosquitto: Mosquitto,
-    monkeypatch: pytest.MonkeyPatch,
+    case: Case, feed: list[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A backlog of several times the queue (lowered here): what does not fit
     is left to the broker, which sends it again, in order, after a reconnect
     (if it keeps to the receive maximum, nothing is left over at all)."""
     monkeypatch.setattr(broker_reader, "PUBLIC_QUEUE", 100)
-    topic, first, backlog = f"ais/bounded-{time.monotonic_ns()}", feed[:10], feed[10:610]
-    settings = live_settings(database_url, tmp_path, [source(mosquitto, topic, "public")])
-    async with running(settings) as service:  # makes the session
-        await eventually(lambda: service.sources[0].state.connected, what="subscribed")
-        await publish(mosquitto, topic, first)
-        await eventually(lambda: lines_read(service) >= len(first) and unresolved(service) == 0)
-    await publish(mosquitto, topic, backlog)  # while aiswatch is stopped
-    async with running(settings) as service:
-        await eventually(lambda: lines_read(service) >= len(backlog) and unresolved(service) == 0, 60)
-        assert sum(s.stats.malformed["orphan_fragment"] for s in service.sources) == 0  # in order
-    assert await stored(database_url) == expected(first + backlog)
+    first, backlog = feed[:10], feed[10:610]
+    await case.run_through("public", first)  # makes the session
+    await case.publish(backlog)  # while aiswatch is stopped
+    await case.run_through("public", [], waiting=len(backlog))
+    assert await stored(case.url) == expected(first + backlog)
 
 
 async def test_aiomqtt_reading_the_socket_after_us_switches_to_public_apis(
-    database_url: str,
-    tmp_path: Path,
-    feed: list[bytes],
-    mosquitto: Mosquitto,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    case: Case, feed: list[bytes], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """As an aiomqtt that registered its socket reader later than today would:
     the fast receiver finds no reader to replace when it connects, says so,
@@ -139,15 +141,8 @@ async def test_aiomqtt_reading_the_socket_after_us_switches_to_public_apis(
 
     monkeypatch.setattr(aiomqtt.Client, "_on_socket_open", later)
     caplog.set_level(logging.INFO, logger="ingest.sources")
-    topic, lines = f"ais/late-{time.monotonic_ns()}", feed[:500]
-    settings = live_settings(database_url, tmp_path, [source(mosquitto, topic, "auto")])
-    async with running(settings) as service:
-        await eventually(
-            lambda: any("(public receiver)" in r.getMessage() for r in caplog.records), what="public"
-        )
-        await eventually(lambda: service.sources[0].state.connected, what="subscribed")
-        await publish(mosquitto, topic, lines)
-        await eventually(lambda: lines_read(service) >= len(lines) and unresolved(service) == 0)
-    assert await stored(database_url) == expected(lines)
+    await case.run_through("auto", feed[:500])
+    assert await stored(case.url) == expected(feed[:500])
     (warning,) = [w for w in warnings_of(caplog) if "socket reader" in w]
     assert warning.startswith("mq: aiomqtt's socket reader was not registered before ours; reconnecting")
+    assert any("(public receiver)" in r.getMessage() for r in caplog.records)

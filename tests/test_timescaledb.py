@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 import pytest
@@ -118,15 +118,19 @@ def ts_url() -> Iterator[str]:
     drop_database(URL, name)
 
 
-async def policies(db: Database) -> dict[str, timedelta]:
+async def query(db: Database, text: LiteralString) -> list[tuple[Any, ...]]:
     async with db.pool.connection() as conn:
-        rows = await (
-            await conn.execute(
-                "SELECT proc_name, coalesce(config ->> 'compress_after', config ->> 'drop_after')::interval"
-                " FROM timescaledb_information.jobs WHERE hypertable_name = 'positions'"
-            )
-        ).fetchall()
-    return dict(rows)
+        return await (await conn.execute(text)).fetchall()
+
+
+async def policies(db: Database) -> dict[str, timedelta]:
+    return dict(
+        await query(
+            db,
+            "SELECT proc_name, coalesce(config ->> 'compress_after', config ->> 'drop_after')::interval"
+            " FROM timescaledb_information.jobs WHERE hypertable_name = 'positions'",
+        )
+    )
 
 
 @on_timescaledb
@@ -136,27 +140,41 @@ async def test_positions_become_a_compressed_hypertable_without_server_warnings(
     caplog.set_level(logging.WARNING, logger="storage")
     async with Database(ts_url, timescaledb="on", retention_days=3650) as db:
         assert db.flavour == "timescaledb"
-        async with db.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT compression_enabled FROM timescaledb_information.hypertables "
-                    "WHERE hypertable_name = 'positions'"
-                )
-            ).fetchone()
-            settings = await (
-                await conn.execute(
-                    "SELECT attname, segmentby_column_index, orderby_column_index"
-                    " FROM timescaledb_information.compression_settings"
-                    " WHERE hypertable_name = 'positions' ORDER BY attname"
-                )
-            ).fetchall()
+        rows = await query(
+            db,
+            "SELECT compression_enabled FROM timescaledb_information.hypertables"
+            " WHERE hypertable_name = 'positions'",
+        )
+        settings = await query(
+            db,
+            "SELECT attname, segmentby_column_index, orderby_column_index"
+            " FROM timescaledb_information.compression_settings"
+            " WHERE hypertable_name = 'positions' ORDER BY attname",
+        )
         assert await policies(db) == {
             "policy_compression": timedelta(days=7),
             "policy_retention": timedelta(days=3650),
         }
-    assert row == (True,)
+    assert rows == [(True,)]
     assert settings == [("mmsi", 1, None), ("payload_crc", None, 2), ("ts", None, 1)]
     assert [r.getMessage() for r in caplog.records] == []  # the server warned of payload_crc before
+
+
+@on_timescaledb
+async def test_a_schema_made_before_0007_gets_payload_crc_in_the_compression_order(ts_url: str) -> None:
+    async with Database(ts_url, timescaledb="on") as db, db.pool.connection() as conn:
+        await conn.execute("ALTER TABLE positions SET (timescaledb.compress_orderby = 'ts')")  # the old 0002
+        await conn.execute("DELETE FROM schema_migrations WHERE version = 7")
+        await conn.commit()
+    async with Database(ts_url, timescaledb="on") as db:
+        assert db.migration is not None and db.migration.applied == ["0007_positions_compression"]
+        order = await query(
+            db,
+            "SELECT attname FROM timescaledb_information.compression_settings"
+            " WHERE hypertable_name = 'positions' AND orderby_column_index IS NOT NULL"
+            " ORDER BY orderby_column_index",
+        )
+    assert order == [("ts",), ("payload_crc",)]
 
 
 @on_timescaledb
