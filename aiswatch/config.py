@@ -121,6 +121,9 @@ class MqttSource(_Source):
     #: MQTT 5 shared subscription group: instances with the same group split the feed.
     shared_group: str | None = None
     session_expiry_s: int = Field(86_400, ge=0)
+    #: "auto": the fast receive path if aiomqtt and paho are as it expects, else (with a
+    #: warning) the one on their public APIs; "fast" or "public" force one.
+    receiver: Literal["auto", "fast", "public"] = "auto"
 
     @model_validator(mode="after")
     def _shared_needs_v5(self) -> MqttSource:

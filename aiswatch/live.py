@@ -113,6 +113,7 @@ def chunks_of(source: LiveSource, stop: asyncio.Event) -> AsyncIterator[Chunk]:
                 password=_secret(config.password_env, f"sources.{config.name}.password_env"),
                 tls=config.tls, ca_file=None if config.ca_file is None else str(config.ca_file),
                 shared_group=config.shared_group, session_expiry_s=config.session_expiry_s,
+                receiver=config.receiver,
             )  # fmt: skip
             return mqtt_chunks(options, state, stop)
         case AisstreamSource():

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from ingest.errors import StorageError
 from storage.migrate import Flavour, MigrationReport, TimescaleChoice, migrate, schema_flavour
 from storage.partitions import PartitionManager
+from storage.timescale import apply_policies
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +97,24 @@ class Database:
             raise StorageError(f"cannot connect to {redact(self.url)}: {reason}") from exc
         async with conn:
             if self._migrate:
-                self.migration = await migrate(conn, timescaledb=self._timescaledb)
+                self.migration = await migrate(conn, url=self.url, timescaledb=self._timescaledb)
                 self.flavour = self.migration.flavour
             else:
                 self.flavour = await schema_flavour(conn)
             self.partitions = PartitionManager(self.flavour)
-            await self.partitions.load(conn)
-            await self.partitions.maintain(
-                conn,
-                today=datetime.now(UTC).date(),
-                ahead_days=self._ahead,
-                retention_days=self._retention,
-                compress_after_days=self._compress_after,
-            )
+            if self.flavour == "timescaledb":
+                await apply_policies(
+                    conn, compress_after_days=self._compress_after, retention_days=self._retention
+                )
+            else:
+                await self.partitions.load(conn)
+                await self.partitions.maintain(
+                    conn,
+                    today=datetime.now(UTC).date(),
+                    ahead_days=self._ahead,
+                    retention_days=self._retention,
+                    compress_after_days=self._compress_after,
+                )
         try:
             await self.pool.open(wait=True, timeout=30)
         except BaseException:

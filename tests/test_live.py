@@ -111,6 +111,12 @@ async def running(settings: Settings) -> AsyncIterator[Service]:
         await asyncio.wait_for(task, 60)
 
 
+@pytest.fixture(params=["fast", "public"])
+def receiver(request: pytest.FixtureRequest) -> str:
+    """The MQTT tests run over both receive paths (see ingest/sources/broker_reader.py)."""
+    return str(request.param)
+
+
 def lines_read(service: Service) -> int:
     return sum(s.stats.lines + s.json_stats.lines for s in service.sources)
 
@@ -191,7 +197,7 @@ async def test_udp_datagrams_of_several_sentences(
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_mqtt_raw_nmea_and_ais_catcher_json_end_to_end(
-    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto, protocol: str
+    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto, protocol: str, receiver: str
 ) -> None:
     """Both protocol versions; with MQTT 5 every message also carries
     properties, which aiswatch's PUBLISH parser skips. (Fewer messages with
@@ -208,6 +214,7 @@ async def test_mqtt_raw_nmea_and_ais_catcher_json_end_to_end(
         "topics": [f"{topic}/#"],
         "client_id": f"aiswatch-{time.monotonic_ns()}",
         "protocol": protocol,
+        "receiver": receiver,
     }
     properties = None
     if v5:
@@ -252,6 +259,7 @@ async def test_mqtt_raw_nmea_and_ais_catcher_json_end_to_end(
         json_stats = service.sources[0].json_stats
         assert (json_stats.lines, json_stats.positions, sum(json_stats.malformed.values())) == (2, 1, 1)
     rows = await stored(database_url)
+    assert expected(raw) and expected(raw) <= rows  # the raw NMEA payloads' positions, every one
     assert rows - expected(raw) - {k for k in rows if k[0] == 273100001} == expected(wrapped) - expected(raw)
     (full_row,) = [k for k in rows if k[0] == 273100001]
     assert full_row[1] == datetime.fromtimestamp(1_700_000_500, UTC)
@@ -406,7 +414,7 @@ async def test_the_database_stopped_under_load_loses_nothing(
 
 
 async def test_a_broker_restart_loses_no_qos1_message(
-    database_url: str, tmp_path: Path, feed: list[bytes]
+    database_url: str, tmp_path: Path, feed: list[bytes], receiver: str
 ) -> None:
     broker = Mosquitto(tmp_path / "broker")
     try:
@@ -418,6 +426,7 @@ async def test_a_broker_restart_loses_no_qos1_message(
             "port": broker.port,
             "topics": [topic],
             "client_id": "aiswatch-restart-test",
+            "receiver": receiver,
         }
         async with running(live_settings(database_url, tmp_path, [source])) as service:
             await eventually(lambda: service.sources[0].state.connected, what="subscribed")
@@ -447,16 +456,17 @@ async def test_messages_published_while_aiswatch_is_stopped_wait_in_its_session(
     feed: list[bytes],
     mosquitto: Mosquitto,
     monkeypatch: pytest.MonkeyPatch,
+    receiver: str,
 ) -> None:
-    """The backlog is larger than the reader's flow-control mark (lowered
-    here), so reading pauses and resumes, and the subscription's SUBACK, behind
-    the backlog, is still read."""
+    """The backlog is larger than the fast reader's flow-control mark
+    (lowered here), so reading pauses and resumes, and the subscription's
+    SUBACK, behind the backlog, is still read."""
     monkeypatch.setattr(broker_reader, "QUEUE_HIGH", 100)
     monkeypatch.setattr(broker_reader, "QUEUE_LOW", 20)
     topic = f"ais/session-{time.monotonic_ns()}"
     first, meanwhile = feed[:1000], feed[1000:2500]
     source = {"kind": "mqtt", "name": "mq", "host": "127.0.0.1", "port": mosquitto.port, "topics": [topic],
-              "client_id": f"aiswatch-session-{time.monotonic_ns()}"}  # fmt: skip
+              "client_id": f"aiswatch-session-{time.monotonic_ns()}", "receiver": receiver}  # fmt: skip
     settings = live_settings(database_url, tmp_path, [source])
     async with running(settings) as service, aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
         await eventually(lambda: service.sources[0].state.connected, what="subscribed")
@@ -486,7 +496,7 @@ def messages_of(lines: Sequence[bytes]) -> list[bytes]:
 
 
 async def test_two_instances_split_one_shared_subscription(
-    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto
+    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto, receiver: str
 ) -> None:
     """MQTT 5 shared subscription: each message goes to one instance. (Publish
     a multi-part message as one MQTT message, as AIS-catcher does: fragments
@@ -504,6 +514,7 @@ async def test_two_instances_split_one_shared_subscription(
             "topics": [topic],
             "client_id": f"aiswatch-shared-{n}-{time.monotonic_ns()}",
             "shared_group": "aiswatch",
+            "receiver": receiver,
         }
 
     one = live_settings(database_url, tmp_path / "one", [source(1)])
@@ -526,8 +537,22 @@ async def test_two_instances_split_one_shared_subscription(
                 f"{lines_read(first)} + {lines_read(second)} read, {unresolved(first)} {unresolved(second)}"
             ),
         )
-        await asyncio.sleep(0.5)
-        a, b = lines_read(first), lines_read(second)
+
+        # Then a marker (malformed JSON) until each instance has had one: each gets its share in
+        # order, so by then it has had all it ever will of the feed (nothing doubled comes later).
+        def markers() -> tuple[int, int]:
+            return (
+                first.sources[0].json_stats.malformed["json"],
+                second.sources[0].json_stats.malformed["json"],
+            )
+
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            sent = 0
+            while not all(markers()):
+                await client.publish(topic, b"{marker", qos=1)
+                sent += 1
+                await eventually(lambda: sum(markers()) == sent, what="the marker")  # noqa: B023
+        a, b = first.sources[0].stats.lines, second.sources[0].stats.lines
         orphans = sum(s.stats.malformed["orphan_fragment"] for s in (*first.sources, *second.sources))
     assert a + b == len(lines) and a > 0.3 * len(lines) and b > 0.3 * len(lines)  # split, nothing doubled
     assert orphans == 0

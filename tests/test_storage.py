@@ -17,6 +17,7 @@ from ingest.errors import StorageError
 from ingest.pipeline import IngestStats, LineDecoder
 from ingest.records import StaticReport
 from storage.database import Database
+from storage.migrate import load_migrations
 from storage.writer import RecordWriter, counter_snapshot
 
 DMA = "dma-aislib/stream_example.txt"
@@ -40,12 +41,17 @@ def assert_accounted(stats: IngestStats) -> None:
 async def test_migrations_are_versioned_and_idempotent(empty_database_url: str) -> None:
     async with Database(empty_database_url, timescaledb="off") as first:
         assert first.migration is not None
-        assert first.migration.applied == ["0001_vessels", "0002_positions", "0003_events"]
+        shipped = [f"{m.version:04d}_{m.name}" for m in load_migrations()]
+        assert first.migration.applied == shipped and shipped[:3] == [
+            "0001_vessels",
+            "0002_positions",
+            "0003_events",
+        ]
         assert first.flavour == "native"
     async with Database(empty_database_url) as second:
         assert second.migration is not None and second.migration.applied == []
         assert second.flavour == "native"
-        assert await scalar(second, "SELECT count(*) FROM schema_migrations") == 3
+        assert await scalar(second, "SELECT count(*) FROM schema_migrations") == len(shipped)
 
 
 async def test_partitions_are_made_ahead_of_today(empty_database_url: str) -> None:
