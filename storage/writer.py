@@ -134,6 +134,27 @@ def _records(batch: list[_Pending]) -> list[tuple[IngestStats, Position | Static
     return records
 
 
+#: Distinct days of positions written in one transaction, at most.
+DAYS_PER_TRANSACTION: Final = 32
+
+
+def _by_days(batch: list[_Pending]) -> list[list[_Pending]]:
+    """``batch`` in parts of at most ``DAYS_PER_TRANSACTION`` days of
+    positions each (the static reports go with the first part)."""
+    days = sorted({p.ts.date() for item in batch for p in item.positions})
+    if len(days) <= DAYS_PER_TRANSACTION:
+        return [batch]
+    group = {day: i // DAYS_PER_TRANSACTION for i, day in enumerate(days)}
+    parts: list[dict[str, _Pending]] = [{} for _ in range(group[days[-1]] + 1)]
+    for item in batch:
+        for position in item.positions:
+            part = parts[group[position.ts.date()]]
+            part.setdefault(item.stats.source, _Pending(item.stats)).positions.append(position)
+        if item.statics:
+            parts[0].setdefault(item.stats.source, _Pending(item.stats)).statics.extend(item.statics)
+    return [list(part.values()) for part in parts if part]
+
+
 def _halves(batch: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
     """``batch`` split in two by record count, each source's order kept."""
     records = _records(batch)
@@ -430,11 +451,21 @@ class RecordWriter:
         ``give_up_s`` and raise :class:`StorageError`, spool the batch, or
         raise the database's error, as ``on_failure`` says. When it refuses
         the batch for its content, isolate the records it refuses (see
-        :meth:`_isolate`) and write the rest."""
-        try:
-            await self._commit_part(batch, on_failure=on_failure)
-        except _Refused as refused:
-            await self._isolate(batch, refused.error, on_failure=on_failure)
+        :meth:`_isolate`) and write the rest. A batch of an archive that spans
+        many days is written in parts of at most ``DAYS_PER_TRANSACTION``
+        days each: every partition or chunk a transaction touches holds locks
+        until its commit, and a decade in one batch exhausted the server's
+        lock table ("out of shared memory"), natively and on TimescaleDB."""
+        parts = _by_days(batch)
+        for i, part in enumerate(parts):
+            try:
+                await self._commit_part(part, on_failure=on_failure)
+            except _Refused as refused:
+                await self._isolate(part, refused.error, on_failure=on_failure)
+            if self.spool is not None and len(self.spool) and i + 1 < len(parts):
+                for rest in parts[i + 1 :]:  # the database went away: the rest follow, in order
+                    await self._to_spool(rest, "away")
+                break
         _stored(batch)
 
     async def _isolate(self, batch: list[_Pending], error: psycopg.Error, *, on_failure: OnFailure) -> None:

@@ -204,3 +204,23 @@ async def test_ingest_and_replay_on_timescaledb(ts_url: str, shared_data: Path, 
             row = await (await conn.execute("SELECT count(*) FROM positions")).fetchone()
     assert row is not None and row[0] == first.positions_stored > 0
     assert second.stored == 0 and second.already_stored == first.stored
+
+
+@on_timescaledb
+def test_years_of_history_load_in_transactions_of_a_few_days(ts_url: str, tmp_path: Path) -> None:
+    """One position a day over 1,200 days in one file: one chunk a day, in
+    transactions of at most 32 days (all of them in one exhausted the
+    server's lock table: "out of shared memory")."""
+    line = b"!AIVDM,1,1,,A,13HOI:0P0000VOHLCnHQKwvL05Ip,0*23"
+    path = tmp_path / "days.nmea"
+    path.write_bytes(b"".join(b"%s,%d\n" % (line, 946_688_400 + i * 86_400) for i in range(1200)))
+    migrated = aiswatch(
+        "migrate", env={"AISWATCH_DATABASE_URL": ts_url, "AISWATCH_STORAGE__TIMESCALEDB": "on"}
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    result = aiswatch("ingest", str(path), env={"AISWATCH_DATABASE_URL": ts_url})
+    assert result.returncode == 0, result.stderr
+    assert "positions stored  1,200;" in result.stdout
+    with psycopg.connect(ts_url) as conn:
+        chunks = conn.execute("SELECT count(*) FROM show_chunks('positions')").fetchone()
+    assert chunks == (1200,)
