@@ -28,7 +28,8 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -39,8 +40,10 @@ from paho.mqtt.properties import Properties
 from ingest.jsonfeeds import FeedError, aiscatcher_lines, aiscatcher_record
 from ingest.lines import split_message
 from ingest.records import Position
+from ingest.retry import FEED
 from ingest.sources.broker_reader import (
     FastPathUnfit,
+    Receiver,
     ReceiverChoice,
     choose_receiver,
     forced_fast,
@@ -157,18 +160,39 @@ def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
     return chunk
 
 
+#: The broker's errors, retried as a feed's (:data:`ingest.retry.FEED`) are.
+_RETRY = replace(FEED, transient=(aiomqtt.MqttError,))
+
+
 async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Event) -> AsyncIterator[Chunk]:
-    attempt = 0
     topics = subscriptions(options)
     kind = choose_receiver(_client(options), options.receiver, state.name)
+
+    def failed(error: BaseException, delay_s: float) -> None:
+        state.failures["mqtt"] += 1
+
+    async def subscribed(stack: AsyncExitStack) -> Receiver:
+        client, receiver = new_receiver(kind, partial(_client, options), state.name)
+        async with AsyncExitStack() as attempt:
+            await attempt.enter_async_context(client)
+            for topic in topics:
+                await client.subscribe(topic, qos=options.qos)
+            stack.push_async_exit(attempt.pop_all())  # connected: closed when the session ends
+        return receiver
+
     while not stop.is_set():
         try:
-            client, receiver = new_receiver(kind, partial(_client, options), state.name)
-            async with client:
-                for topic in topics:
-                    await client.subscribe(topic, qos=options.qos)
+            async with AsyncExitStack() as session:
+                try:
+                    receiver = await _RETRY.call(
+                        lambda: subscribed(session),
+                        resource=f"{state.name}: broker {options.host}:{options.port}",
+                        stop=stop,
+                        on_retry=failed,
+                    )
+                except _RETRY.transient:
+                    return  # stopped while waiting to connect again
                 state.connected, state.connects = True, state.connects + 1
-                attempt = 0
                 log.info(
                     "%s: subscribed to %s on %s:%d (%s receiver)",
                     state.name, ", ".join(topics), options.host, options.port, kind,
@@ -192,11 +216,7 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
             kind = "public"  # nothing was taken: the broker sends it all again
         except aiomqtt.MqttError as exc:
             state.failures["mqtt"] += 1
-            delay = backoff_s(attempt)
-            attempt += 1
-            log.warning(
-                "%s: broker %s:%d: %s; retry in %.1f s", state.name, options.host, options.port, exc, delay
-            )
+            log.warning("%s: broker %s:%d: %s; reconnecting", state.name, options.host, options.port, exc)
         finally:
             state.connected = False
-        await sleep_unless_stopped(delay if attempt else 0.0, stop)
+        await sleep_unless_stopped(backoff_s(0), stop)  # then reconnect, with backoff if it fails
