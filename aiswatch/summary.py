@@ -22,9 +22,7 @@ def render_stats(stats: IngestStats, *, elapsed_s: float | None = None) -> str:
     lines.append(f"    stored          {stats.stored:>10,}")
     # ``untimed``: lines with no event time of their own, stamped with the time they were read.
     # A replay stamps them anew, so the database cannot recognise them: they are stored again.
-    # (Rendered once IngestStats counts them.)
-    untimed = int(getattr(stats, "untimed", 0))
-    if untimed:
+    if untimed := stats.untimed:
         lines.append(
             f"      untimed       {untimed:>10,}  (no event time of their own: a replay stores them again)"
         )

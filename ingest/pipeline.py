@@ -73,6 +73,9 @@ class IngestStats:
     messages_by_type: Counter[int] = field(default_factory=Counter)
     positions: int = 0
     positions_stored: int = 0
+    #: Accepted lines with no event time of their own, stamped with the time they were read
+    #: (a replay of them is stored again: the database cannot know them for repeats).
+    untimed: int = 0
     static_reports: int = 0
     identity_changes: int = 0
     #: First few (line number, detail) of each malformed reason.
@@ -116,7 +119,7 @@ class IngestStats:
     def adopt_decoder_counts(self, decoder: IngestStats) -> None:
         """Take the counts only the decoder knows from ``decoder`` (a snapshot
         from the process that decodes); the writer's counts stay ours."""
-        for name in ("lines", "accepted", "duplicate", "positions", "static_reports"):
+        for name in ("lines", "accepted", "duplicate", "positions", "static_reports", "untimed"):
             setattr(self, name, getattr(decoder, name))
         self.filtered = decoder.filtered
         self.malformed = decoder.malformed + self.refused
@@ -263,6 +266,8 @@ class LineDecoder:
                 return
             stats.accepted += sentences
             stats.positions += 1
+            if time is None:
+                stats.untimed += sentences
             station, crc = first.station, crc32(payload)
             self._positions.append(
                 position_record(
@@ -286,6 +291,8 @@ class LineDecoder:
             stats.duplicate += sentences
             return
         stats.accepted += sentences
+        if time is None:
+            stats.untimed += sentences
         if msg_type == 19:  # a position and a static report in one
             position = pyais_position(msg)
             if time is None:

@@ -162,17 +162,9 @@ class PartitionManager:
         retention_days: int | None,
         compress_after_days: int,
     ) -> None:
-        """Create partitions ahead of ``today``; apply retention and compression."""
-        if self.flavour == "timescaledb":
-            await conn.execute(
-                "SELECT add_compression_policy('positions', %s::interval, if_not_exists => true)",
-                (timedelta(days=compress_after_days),),
-            )
-            if retention_days is not None:
-                await conn.execute(
-                    "SELECT add_retention_policy('positions', %s::interval, if_not_exists => true)",
-                    (timedelta(days=retention_days),),
-                )
+        """Native: create partitions ahead of ``today``; drop those past retention
+        (TimescaleDB's policies are set in storage/timescale.py)."""
+        if self.flavour != "native":
             return
         await self.ensure(conn, {today + timedelta(days=i) for i in range(ahead_days + 1)})
         if retention_days is None:
