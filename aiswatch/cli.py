@@ -28,6 +28,8 @@ from aiswatch.logs import setup_logging
 from aiswatch.scenario import SCENARIO_START, write_scenario
 from aiswatch.service import decoder_process, ingest_paths, new_detection, open_database
 from aiswatch.summary import render_detection, render_stats, render_total, render_vessels
+from aiswatch.times import HELP as TIME_HELP
+from aiswatch.times import parse_time
 from aiswatch.views import event_json, events_table, jsonl, port_call_json, port_calls_table, watchlist_table
 from detectors.watchlist import load_watchlist
 from ingest.errors import AiswatchError, ConfigError
@@ -245,16 +247,13 @@ async def _demo(settings: Settings) -> None:
     typer.echo(port_calls_table([e for e, _, _ in events if e.kind == "port_call"]))
 
 
-def _time(value: str | None, option: str) -> datetime | None:
+def _time(value: str | None, option: str, *, upper: bool = False) -> datetime | None:
     if value is None:
         return None
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date or time (ISO 8601: 2024-03-14 or 2024-03-14T06:00Z)", param_hint=option
-        ) from None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+        return parse_time(value, datetime.now(UTC), upper=upper)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 class OutputFormat(StrEnum):
@@ -264,7 +263,7 @@ class OutputFormat(StrEnum):
 
 Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people, jsonl for programs.")]
 Since = Annotated[
-    str | None, typer.Option("--since", help="Only what ends at or after this time (ISO 8601, UTC).")
+    str | None, typer.Option("--since", help=f"Only what ends at or after this time: {TIME_HELP}.")
 ]
 Until = Annotated[str | None, typer.Option("--until", help="Only what starts before this time.")]
 VesselOption = Annotated[str | None, typer.Option("--vessel", help="Watchlist name, MMSI or IMO.")]
@@ -289,7 +288,7 @@ def events(
             raise typer.BadParameter(
                 f"{k!r} is not an event kind ({', '.join(EVENT_KINDS)})", param_hint="--kind"
             )
-    window = _time(since, "--since"), _time(until, "--until")
+    window = _time(since, "--since"), _time(until, "--until", upper=True)
     try:
         settings = _settings(config)
         rows = _run(_query_events(settings, vessel, kind or [], port, *window, withdrawn))
@@ -312,7 +311,7 @@ def port_calls(
     config: ConfigOption = None,
 ) -> None:
     """List port calls of watched ships at the watched ports."""
-    window = _time(since, "--since"), _time(until, "--until")
+    window = _time(since, "--since"), _time(until, "--until", upper=True)
     try:
         settings = _settings(config)
         rows = _run(_query_events(settings, vessel, ["port_call"], port, *window, False))
@@ -365,3 +364,8 @@ def main() -> None:
         app()
     except BrokenPipeError:  # `aiswatch ... | head`
         sys.stderr.close()
+
+
+from aiswatch import cli_voyages  # noqa: E402 - its commands use the helpers above
+
+cli_voyages.register(app)
