@@ -28,6 +28,7 @@ CRC-32 of the fields read, so replaying an archive stores nothing twice.
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,6 +118,10 @@ _SHIP_TYPES: Final = {
 _NOT_AVAILABLE: Final = frozenset({"", "unknown", "unknown value", "undefined", "nan", "none", "null"})
 
 
+_STATIC_CELLS: Final = (
+    "imo", "callsign", "shipname", "ship_type", "to_bow", "to_stern", "to_port", "to_starboard",
+    "draught", "destination", "eta",
+)  # fmt: skip
 #: imo, callsign, shipname, ship_type, to_bow, to_stern, to_port, to_starboard, draught, destination, eta
 _Identity = tuple[
     int | None,
@@ -156,12 +161,13 @@ def _text(value: str) -> str | None:
 
 
 def _float(value: str, column: str) -> float | None:
-    if value.strip().lower() in _NOT_AVAILABLE:
-        return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
+        if value.strip().lower() in _NOT_AVAILABLE:
+            return None
         raise RowError("number", f"{column}: {value[:40]!r} is not a number") from None
+    return None if math.isnan(number) else number
 
 
 def _int(value: str, column: str) -> int | None:
@@ -199,7 +205,7 @@ class CsvDecoder:
         self._width = 0
         self._parse_time: Callable[[str], datetime] = _iso_time
         self._last_time: tuple[str, datetime] = ("", datetime.min.replace(tzinfo=UTC))
-        self._identities: dict[int, _Identity] = {}
+        self._identities: dict[int, tuple[str, ...]] = {}
         self._seen: dict[tuple[int, datetime, int], None] = {}
         self._positions: list[Position] = []
         self._statics: list[StaticReport] = []
@@ -320,15 +326,16 @@ class CsvDecoder:
         return _CLASS_TYPES.get(klass, 0)
 
     def _static(self, cell: dict[str, str], ts: datetime, mmsi: int, msg_type: int) -> None:
+        raw = tuple(cell.get(name, "") for name in _STATIC_CELLS)
+        if self._identities.get(mmsi) == raw:
+            return  # as last time: nothing to parse
         values = self._static_values(cell, ts)
-        if all(v is None for v in values):
-            return
-        if self._identities.get(mmsi) == values:
-            return
         self._identities.pop(mmsi, None)
-        self._identities[mmsi] = values  # most recent last, for eviction
+        self._identities[mmsi] = raw  # most recent last, for eviction
         if len(self._identities) > MAX_IDENTITIES:
             del self._identities[next(iter(self._identities))]
+        if all(v is None for v in values):
+            return
         self._statics.append(StaticReport(ts, mmsi, 24 if msg_type == 18 else 5, *values, 0))
         self.stats.static_reports += 1
 
