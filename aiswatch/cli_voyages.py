@@ -8,19 +8,41 @@ which database they read. Every time printed is UTC and says so.
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
+import psycopg
 import typer
 
 from aiswatch import cli
 from aiswatch.archive import import_paths
+from aiswatch.areas import parse_area
 from aiswatch.config import Settings
+from aiswatch.exports import TrackFormat, render
+from aiswatch.history import counted, track, track_query, track_title, window
+from aiswatch.history_views import (
+    last_position_json,
+    last_positions_table,
+    presence_json,
+    presences_table,
+    voyage_json,
+    voyages_table,
+)
 from aiswatch.service import new_detection, open_database
 from aiswatch.summary import render_detection, render_stats, render_total
+from aiswatch.views import jsonl
 from ingest.csvfeeds import CsvFormat
 from ingest.errors import AiswatchError
 from ingest.pipeline import IngestStats
+from storage.database import redact
+from storage.vessels import find_vessel, last_positions, vessels_in
+from storage.voyages import find_voyages
+
+T = TypeVar("T")
 
 
 def import_archives(
@@ -62,5 +84,140 @@ async def _import(
     return elapsed
 
 
+Vessel = Annotated[str, typer.Argument(help="Watchlist name, MMSI, IMO or broadcast ship name.")]
+Since = Annotated[str | None, typer.Option("--since", help=f"From (default: the start). {cli.TIME_HELP}.")]
+Until = Annotated[str | None, typer.Option("--until", help="Up to, not including (default: now).")]
+
+
+@asynccontextmanager
+async def _reader(settings: Settings) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], str]]:
+    """A connection that only reads (no migration, no partition maintenance), and where."""
+    async with open_database(settings, migrate=False) as db, db.pool.connection() as conn:
+        try:
+            yield conn, redact(db.url)
+        finally:
+            await conn.rollback()  # only read; ends a stream cut short (`| head`) too
+
+
+def _ask(config: cli.ConfigOption, question: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
+    try:
+        settings = cli._settings(config)
+        return cli._run(question(settings))
+    except AiswatchError as exc:
+        raise cli._fail(exc) from None
+
+
+def _nothing(where: str, what: str) -> None:
+    typer.echo(f"{what} in the database at {where}.", err=True)
+
+
+def track_command(
+    vessel: Vessel,
+    since: Since = None,
+    until: Until = None,
+    output: Annotated[TrackFormat, typer.Option("--format", "-f", help="Output format.")] = TrackFormat.table,
+    tolerance_m: Annotated[
+        float | None,
+        typer.Option("--tolerance-m", min=0, help="Simplify to this many metres (default: by the range)."),
+    ] = None,
+    gap_h: Annotated[
+        float, typer.Option("--gap-h", min=0.01, help="Cut the track at silences this long.")
+    ] = 3.0,
+    config: cli.ConfigOption = None,
+) -> None:
+    """A vessel's track (times UTC), dark gaps as gaps; streamed, in any size."""
+    now = datetime.now(UTC)
+    since_ts, until_ts = window(cli._time(since, "--since"), cli._time(until, "--until", upper=True), now)
+
+    async def question(settings: Settings) -> None:
+        async with _reader(settings) as (conn, where):
+            found, query = await track_query(
+                conn, vessel, since_ts, until_ts, tolerance_m=tolerance_m, gap_h=gap_h
+            )
+            seen = [0]
+            async for piece in render(counted(track(conn, query), seen), output, track_title(found, query)):
+                sys.stdout.write(piece)
+            sys.stdout.flush()
+            if not seen[0]:
+                _nothing(
+                    where, f"No positions of {found.label} from {since_ts:%Y-%m-%d} to {until_ts:%Y-%m-%d}"
+                )
+
+    _ask(config, question)
+
+
+def voyages_command(
+    vessel: Vessel,
+    since: Since = None,
+    until: Until = None,
+    output: cli.Format = cli.OutputFormat.table,
+    config: cli.ConfigOption = None,
+) -> None:
+    """A vessel's voyages port to port, with the dark legs (times UTC)."""
+    since_ts, until_ts = window(
+        cli._time(since, "--since"), cli._time(until, "--until", upper=True), datetime.now(UTC)
+    )
+
+    async def question(settings: Settings) -> None:
+        async with _reader(settings) as (conn, where):
+            found = await find_vessel(conn, vessel)
+            voyages = await find_voyages(conn, found.mmsis, since_ts, until_ts)
+        if not voyages:
+            _nothing(where, f"No voyages of {found.label}")
+        elif output is cli.OutputFormat.jsonl:
+            typer.echo(jsonl([voyage_json(v) for v in voyages]))
+        else:
+            typer.echo(voyages_table(found, voyages))
+
+    _ask(config, question)
+
+
+def vessels_command(
+    area: Annotated[
+        str | None,
+        typer.Option("--in", help="A port (Vostochny, Rajin/berth), a box w,s,e,n, or a WKT polygon."),
+    ] = None,
+    watched: Annotated[
+        bool, typer.Option("--watched", help="The last known position of every watched ship instead.")
+    ] = False,
+    since: Since = None,
+    until: Until = None,
+    output: cli.Format = cli.OutputFormat.table,
+    config: cli.ConfigOption = None,
+) -> None:
+    """Which vessels were inside an area in a time range (times UTC)."""
+    if (area is None) == (not watched):
+        raise typer.BadParameter("give --in AREA or --watched", param_hint="--in")
+    now = datetime.now(UTC)
+    since_ts, until_ts = window(cli._time(since, "--since"), cli._time(until, "--until", upper=True), now)
+
+    async def question(settings: Settings) -> None:
+        if watched:
+            async with _reader(settings) as (conn, where):
+                positions = await last_positions(conn)
+            if not positions:
+                _nothing(where, "No positions of watched ships")
+            elif output is cli.OutputFormat.jsonl:
+                typer.echo(jsonl([last_position_json(p) for p in positions]))
+            else:
+                typer.echo(last_positions_table(positions))
+            return
+        assert area is not None
+        label, polygon = parse_area(area, settings.detectors.zones)
+        async with _reader(settings) as (conn, where):
+            presences = await vessels_in(conn, polygon, since_ts, until_ts)
+        if not presences:
+            _nothing(where, f"No vessels in {label} from {since_ts:%Y-%m-%d} to {until_ts:%Y-%m-%d}")
+        elif output is cli.OutputFormat.jsonl:
+            typer.echo(jsonl([presence_json(p) for p in presences]))
+        else:
+            typer.echo(presences_table(label, presences))
+
+    _ask(config, question)
+
+
 def register(app: typer.Typer) -> None:
     app.command("import")(import_archives)
+    app.command("track")(track_command)
+    app.command("voyages")(voyages_command)
+    app.command("vessels")(vessels_command)

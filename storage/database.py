@@ -2,7 +2,8 @@
 
 ``Database`` is an async context manager: it checks the server once with a
 plain connection (so a wrong URL gives PostgreSQL's own one-line reason, not a
-pool time-out), migrates if asked, opens a psycopg_pool, and closes it on exit.
+pool time-out), migrates and maintains the partitions if asked (a reader
+passes ``migrate=False`` and changes nothing), opens a psycopg_pool, and closes it on exit.
 Every pooled connection gets the two temporary staging tables the writer
 COPYs into.
 """
@@ -102,13 +103,14 @@ class Database:
                 self.flavour = await schema_flavour(conn)
             self.partitions = PartitionManager(self.flavour)
             await self.partitions.load(conn)
-            await self.partitions.maintain(
-                conn,
-                today=datetime.now(UTC).date(),
-                ahead_days=self._ahead,
-                retention_days=self._retention,
-                compress_after_days=self._compress_after,
-            )
+            if self._migrate:  # without, the database is only read: no partition maintenance either
+                await self.partitions.maintain(
+                    conn,
+                    today=datetime.now(UTC).date(),
+                    ahead_days=self._ahead,
+                    retention_days=self._retention,
+                    compress_after_days=self._compress_after,
+                )
         try:
             await self.pool.open(wait=True, timeout=30)
         except BaseException:
