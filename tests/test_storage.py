@@ -40,7 +40,9 @@ def assert_accounted(stats: IngestStats) -> None:
 async def test_migrations_are_versioned_and_idempotent(empty_database_url: str) -> None:
     async with Database(empty_database_url, timescaledb="off") as first:
         assert first.migration is not None
-        assert first.migration.applied == ["0001_vessels", "0002_positions", "0003_events"]
+        # every migration in order (helpers' branches add theirs: the first three are the core)
+        assert first.migration.applied[:3] == ["0001_vessels", "0002_positions", "0003_events"]
+        assert first.migration.applied == sorted(first.migration.applied)
         assert first.flavour == "native"
     async with Database(empty_database_url) as second:
         assert second.migration is not None and second.migration.applied == []
