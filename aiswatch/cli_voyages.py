@@ -8,6 +8,8 @@ which database they read. Every time printed is UTC and says so.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -19,6 +21,7 @@ import psycopg
 import typer
 
 from aiswatch import cli
+from aiswatch.api import serve_api
 from aiswatch.archive import import_paths
 from aiswatch.areas import parse_area
 from aiswatch.config import Settings
@@ -39,6 +42,7 @@ from ingest.csvfeeds import CsvFormat
 from ingest.errors import AiswatchError
 from ingest.pipeline import IngestStats
 from storage.database import redact
+from storage.tokens import TokenInfo, create_token, list_tokens, revoke_token
 from storage.vessels import find_vessel, last_positions, vessels_in
 from storage.voyages import find_voyages
 
@@ -221,3 +225,86 @@ def register(app: typer.Typer) -> None:
     app.command("track")(track_command)
     app.command("voyages")(voyages_command)
     app.command("vessels")(vessels_command)
+    app.add_typer(api_app, name="api")
+
+
+api_app = typer.Typer(help="The HTTP query API and its map page; `aiswatch api` serves it.")
+token_app = typer.Typer(help="API tokens: random, shown once, stored only as hashes.", no_args_is_help=True)
+api_app.add_typer(token_app, name="token")
+
+
+@api_app.callback(invoke_without_command=True)
+def api_command(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Listen here (default: api.host).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Listen on this port (default: api.port).")
+    ] = None,
+    config: cli.ConfigOption = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and the map page (/map) until Ctrl-C or SIGTERM."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    async def serve(settings: Settings) -> None:
+        if host is not None:
+            settings.api.host = host
+        if port is not None:
+            settings.api.port = port
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with open_database(settings, migrate=False) as db:
+            await serve_api(settings, db, stop)
+
+    _ask(config, serve)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Who or what the token is for.")],
+    config: cli.ConfigOption = None,
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+
+    async def create(settings: Settings) -> str:
+        async with open_database(settings) as db, db.pool.connection() as conn:
+            return await create_token(conn, name)
+
+    token = _ask(config, create)
+    typer.echo(token)
+    typer.echo(
+        f"(token {name!r}: keep it now, it is not shown again; send it as 'Authorization: Bearer ...')",
+        err=True,
+    )
+
+
+@token_app.command("list")
+def token_list(config: cli.ConfigOption = None) -> None:
+    """List the tokens (names and dates; never the tokens). Times UTC."""
+
+    async def listing(settings: Settings) -> list[TokenInfo]:
+        async with open_database(settings) as db, db.pool.connection() as conn:
+            return await list_tokens(conn)
+
+    tokens = _ask(config, listing)
+    typer.echo(f"{'name':<24} {'created (UTC)':<17}  {'last used (UTC)':<17}  revoked (UTC)")
+    for t in tokens:
+        used = "-" if t.last_used_at is None else f"{t.last_used_at:%Y-%m-%d %H:%M}Z"
+        revoked = "-" if t.revoked_at is None else f"{t.revoked_at:%Y-%m-%d %H:%M}Z"
+        typer.echo(f"{t.name:<24} {t.created_at:%Y-%m-%d %H:%M}Z  {used:<17}  {revoked}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")], config: cli.ConfigOption = None
+) -> None:
+    """Revoke a token: requests with it get 401 from now on."""
+
+    async def revoke(settings: Settings) -> None:
+        async with open_database(settings) as db, db.pool.connection() as conn:
+            await revoke_token(conn, name)
+
+    _ask(config, revoke)
+    typer.echo(f"token {name!r} revoked")
