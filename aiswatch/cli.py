@@ -238,6 +238,7 @@ async def _demo(settings: Settings) -> None:
             )
             async with db.pool.connection() as conn:
                 events = await find_events(conn, since=SCENARIO_START)
+            map_page = await cli_voyages.demo_map(db, settings)
     typer.echo(render_stats(scenario_stats))
     if detection is not None:
         typer.echo(render_detection(detection))
@@ -245,6 +246,7 @@ async def _demo(settings: Settings) -> None:
     typer.echo(events_table(events))
     typer.echo("\nPort calls (aiswatch port-calls):\n")
     typer.echo(port_calls_table([e for e, _, _ in events if e.kind == "port_call"]))
+    typer.echo(cli_voyages.demo_note(map_page))
 
 
 def _time(value: str | None, option: str, *, upper: bool = False) -> datetime | None:

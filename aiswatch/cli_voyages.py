@@ -15,7 +15,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import psycopg
 import typer
@@ -36,12 +38,13 @@ from aiswatch.history_views import (
     voyages_table,
 )
 from aiswatch.service import new_detection, open_database
+from aiswatch.static_map import write_static_map
 from aiswatch.summary import render_detection, render_stats, render_total
 from aiswatch.views import jsonl
 from ingest.csvfeeds import CsvFormat
 from ingest.errors import AiswatchError
 from ingest.pipeline import IngestStats
-from storage.database import redact
+from storage.database import Database, redact
 from storage.tokens import TokenInfo, create_token, list_tokens, revoke_token
 from storage.vessels import find_vessel, last_positions, vessels_in
 from storage.voyages import find_voyages
@@ -308,3 +311,22 @@ def token_revoke(
 
     _ask(config, revoke)
     typer.echo(f"token {name!r} revoked")
+
+
+#: What the demo's static map shows: LADY R over the scenario's week.
+DEMO_MAP = ("LADY R", "2024-03-09", "2024-03-16")
+
+
+async def demo_map(db: Database, settings: Settings) -> Path:
+    vessel, since, until = DEMO_MAP
+    return await write_static_map(db, settings, settings.data_dir / "map-demo", vessel, since, until)
+
+
+def demo_note(page: Path) -> str:
+    vessel, since, until = DEMO_MAP
+    return (
+        f"\nThe map (a static copy, no server or internet needed): file://{page}\n"
+        f'History: aiswatch voyages "{vessel}", aiswatch track "{vessel}" --since {since} --format geojson.'
+        " Live map and API: aiswatch api token create NAME, then aiswatch api, and open"
+        f" http://127.0.0.1:9110/map?token=...&vessel={quote(vessel)}&since={since}&until={until}"
+    )

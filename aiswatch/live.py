@@ -21,6 +21,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from aiswatch.api import serve_api
 from aiswatch.config import (
     AisstreamSource,
     FileSource,
@@ -269,6 +270,8 @@ async def run_service(
                 )
             if settings.service.http_port:
                 group.create_task(serve_http(service, settings, stop), name="http")
+            if settings.api.serve_with_run:  # the query API and map beside ingest
+                group.create_task(serve_api(settings, db, stop), name="api")
             if started is not None:
                 started(service)
             log.info("aiswatch: running %d sources", len(sources))

@@ -1,6 +1,9 @@
 // aiswatch map: everything from this server (no CDN, no tiles). Times UTC.
 "use strict";
 const params = new URLSearchParams(location.search);
+// A static copy (aiswatch demo) carries its answers in data.js instead of asking the API.
+const STATIC_DATA = window.AISWATCH_DATA || null;
+const DEFAULTS = window.AISWATCH_DEFAULTS || {};
 const map = L.map("map", { zoomSnap: 0.25 }).setView([42.5, 131.8], 8);
 const layers = { zones: L.featureGroup().addTo(map), track: L.featureGroup().addTo(map),
                  gaps: L.featureGroup().addTo(map), calls: L.featureGroup().addTo(map),
@@ -8,6 +11,10 @@ const layers = { zones: L.featureGroup().addTo(map), track: L.featureGroup().add
 const status = document.getElementById("status");
 
 async function get(path) {
+  if (STATIC_DATA) {
+    if (path in STATIC_DATA) return STATIC_DATA[path];
+    throw new Error("not in this static copy: run `aiswatch api` for live questions");
+  }
   const response = await fetch(path, { credentials: "same-origin" });
   if (!response.ok) {
     let detail = response.statusText;
@@ -25,7 +32,7 @@ function text(tag, content, cls) {
 }
 
 async function coastline() {
-  const land = await get("/static/coastline.geojson");
+  const land = await get(STATIC_DATA ? "coastline" : "/static/coastline.geojson");
   L.geoJSON(land, { interactive: false,
                     style: { color: "#6b6b55", weight: 1, fillColor: "#efe9d6", fillOpacity: 1 } }).addTo(map);
 }
@@ -127,7 +134,8 @@ async function show(event) {
 
 async function start() {
   for (const name of ["vessel", "since", "until"]) {
-    if (params.has(name)) document.getElementById(name).value = params.get(name);
+    const value = params.has(name) ? params.get(name) : DEFAULTS[name];
+    if (value) document.getElementById(name).value = value;
   }
   document.getElementById("query").addEventListener("submit", show);
   try {
