@@ -341,6 +341,15 @@ def make_api(settings: Settings, db: Database) -> FastAPI:
             return JSONResponse({"status": "degraded", "database": "away"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "up"})
 
+    @app.exception_handler(psycopg.DataError)
+    async def bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        # e.g. a NUL character, which PostgreSQL text cannot hold
+        return JSONResponse({"detail": f"a parameter holds a value the database cannot take: {exc}"}, 400)
+
+    @app.exception_handler(QueryError)
+    async def bad_question(request: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 404 if isinstance(exc, VesselNotFound) else 400)
+
     app.include_router(router)
     mount_map(app)
     return app

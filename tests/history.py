@@ -57,3 +57,58 @@ def aiswatch(url: str, *args: str, data_dir: Path | None = None) -> subprocess.C
         timeout=120,
         check=False,
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ApiServer:
+    """``aiswatch api`` as a subprocess on a free port, over ``url``."""
+
+    def __init__(self, url: str, data_dir: Path) -> None:
+        import time
+
+        import httpx
+
+        self.url, self.data_dir = url, data_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "AISWATCH_DATABASE_URL": url, "AISWATCH_DATA_DIR": str(data_dir),
+               "AISWATCH_STORAGE__TIMESCALEDB": "off"}  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aiswatch", "api", "--port", str(self.port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"aiswatch api exited: {self.process.stdout.read() if self.process.stdout else ''}"
+                )
+            try:
+                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("aiswatch api did not answer /health within 60 s")
+
+    def token(self, name: str) -> str:
+        made = aiswatch(self.url, "api", "token", "create", name, data_dir=self.data_dir)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def api_server(scenario_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    server = ApiServer(scenario_url, tmp_path_factory.mktemp("api"))
+    yield server
+    server.stop()
