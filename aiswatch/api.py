@@ -63,7 +63,8 @@ def _settings(request: Request) -> Settings:
 
 
 async def require_token(request: Request) -> str:
-    """The token's name, or 401."""
+    """The token's name, or 401. (A :class:`QueryError` anywhere is a 400,
+    an unknown vessel a 404: see :func:`make_api`.)"""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else request.cookies.get(COOKIE, "")
     if token:
@@ -135,15 +136,6 @@ def _decode(cursor: str | None) -> list[Any] | None:
     raise HTTPException(400, "cursor: not a cursor this API gave out")
 
 
-async def _vessel(conn: psycopg.AsyncConnection[Any], name: str) -> Any:
-    try:
-        return await find_vessel(conn, name)
-    except VesselNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except QueryError as exc:
-        raise HTTPException(400, str(exc)) from None
-
-
 @router.get("/vessels/{vessel}/track", summary="A vessel's track, dark gaps as gaps (streamed)")
 async def get_track(
     request: Request,
@@ -161,7 +153,7 @@ async def get_track(
     start, end = _range(request, since, until, 30)
     db = _db(request)
     async with db.pool.connection() as conn:
-        found, query = await _track_query(conn, vessel, start, end, tolerance_m, gap_h)
+        found, query = await track_query(conn, vessel, start, end, tolerance_m=tolerance_m, gap_h=gap_h)
 
     async def body() -> AsyncIterator[bytes]:
         async with db.pool.connection() as conn:
@@ -174,25 +166,13 @@ async def get_track(
     return StreamingResponse(body(), media_type=MEDIA_TYPES[format])
 
 
-async def _track_query(
-    conn: psycopg.AsyncConnection[Any], vessel: str, start: datetime, end: datetime,
-    tolerance_m: float | None, gap_h: float,
-) -> Any:  # fmt: skip
-    try:
-        return await track_query(conn, vessel, start, end, tolerance_m=tolerance_m, gap_h=gap_h)
-    except VesselNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except QueryError as exc:
-        raise HTTPException(400, str(exc)) from None
-
-
 @router.get("/vessels/{vessel}/voyages", summary="A vessel's voyages port to port, with the dark legs")
 async def get_voyages(
     request: Request, vessel: str, since: SinceQ = None, until: UntilQ = None
 ) -> dict[str, Any]:
     start, end = _range(request, since, until, 365)
     async with _db(request).pool.connection() as conn:
-        found = await _vessel(conn, vessel[:64])
+        found = await find_vessel(conn, vessel[:64])
         voyages = await find_voyages(conn, found.mmsis, start, end)
     return {"times": "UTC", "vessel": vessel_json(found), "since": utc(start), "until": utc(end),
             "voyages": [voyage_json(v) for v in voyages]}  # fmt: skip
@@ -207,7 +187,7 @@ async def get_position(
     except (ValueError, OverflowError) as exc:
         raise HTTPException(400, f"at: {exc}") from None
     async with _db(request).pool.connection() as conn:
-        found = await _vessel(conn, vessel[:64])
+        found = await find_vessel(conn, vessel[:64])
         before, after = await position_at(conn, found.mmsis, when)
 
     def fix(row: tuple[Any, ...] | None) -> dict[str, Any] | None:

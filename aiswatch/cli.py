@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
@@ -118,10 +118,17 @@ def ingest(
     config: ConfigOption = None,
 ) -> None:
     """Replay recorded AIS files into the database and print what became of every line."""
+    _replay_command(config, lambda settings, results: _ingest(settings, paths, results))
+
+
+def _replay_command(
+    config: Path | None, replay: Callable[[Settings, list[IngestStats]], Coroutine[Any, Any, float]]
+) -> None:
+    """Run ``replay`` (it fills the results and returns the seconds taken) and print each source's ledger."""
     results: list[IngestStats] = []
     try:
         settings = _settings(config)
-        elapsed = _run(_ingest(settings, paths, results))
+        elapsed = _run(replay(settings, results))
     except AiswatchError as exc:
         for stats in results:  # what was done before the failure, unresolved lines included
             typer.echo(render_stats(stats))

@@ -12,7 +12,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +39,7 @@ from aiswatch.history_views import (
 )
 from aiswatch.service import new_detection, open_database
 from aiswatch.static_map import write_static_map
-from aiswatch.summary import render_detection, render_stats, render_total
+from aiswatch.summary import render_detection
 from aiswatch.views import jsonl
 from ingest.csvfeeds import CsvFormat
 from ingest.errors import AiswatchError
@@ -50,6 +50,7 @@ from storage.vessels import find_vessel, last_positions, vessels_in
 from storage.voyages import find_voyages
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def import_archives(
@@ -62,20 +63,7 @@ def import_archives(
 ) -> None:
     """Import AIS history from CSV archives (MarineCadastre, DMA aisdk,
     Kystverket) and print what became of every line."""
-    results: list[IngestStats] = []
-    try:
-        settings = cli._settings(config)
-        elapsed = cli._run(_import(settings, paths, fmt, results))
-    except AiswatchError as exc:
-        for stats in results:
-            typer.echo(render_stats(stats))
-        raise cli._fail(exc) from None
-    for stats in results:
-        typer.echo(render_stats(stats, elapsed_s=elapsed if len(results) == 1 else None))
-    if len(results) > 1:
-        typer.echo(render_total(results))
-    if any(stats.errors for stats in results):
-        raise typer.Exit(1)
+    cli._replay_command(config, lambda settings, results: _import(settings, paths, fmt, results))
 
 
 async def _import(
@@ -112,6 +100,19 @@ def _ask(config: cli.ConfigOption, question: Callable[[Settings], Coroutine[Any,
         return cli._run(question(settings))
     except AiswatchError as exc:
         raise cli._fail(exc) from None
+
+
+def _show(
+    rows: Sequence[R], where: str, nothing: str, output: cli.OutputFormat,
+    as_json: Callable[[R], dict[str, Any]], table: Callable[[Sequence[R]], str],
+) -> None:  # fmt: skip
+    """Print ``rows`` (JSON lines or a table), or say what was not found, and where."""
+    if not rows:
+        _nothing(where, nothing)
+    elif output is cli.OutputFormat.jsonl:
+        typer.echo(jsonl([as_json(row) for row in rows]))
+    else:
+        typer.echo(table(rows))
 
 
 def _nothing(where: str, what: str) -> None:
@@ -169,12 +170,8 @@ def voyages_command(
         async with _reader(settings) as (conn, where):
             found = await find_vessel(conn, vessel)
             voyages = await find_voyages(conn, found.mmsis, since_ts, until_ts)
-        if not voyages:
-            _nothing(where, f"No voyages of {found.label}")
-        elif output is cli.OutputFormat.jsonl:
-            typer.echo(jsonl([voyage_json(v) for v in voyages]))
-        else:
-            typer.echo(voyages_table(found, voyages))
+        _show(voyages, where, f"No voyages of {found.label}", output, voyage_json,
+              lambda rows: voyages_table(found, rows))  # fmt: skip
 
     _ask(config, question)
 
@@ -202,23 +199,15 @@ def vessels_command(
         if watched:
             async with _reader(settings) as (conn, where):
                 positions = await last_positions(conn)
-            if not positions:
-                _nothing(where, "No positions of watched ships")
-            elif output is cli.OutputFormat.jsonl:
-                typer.echo(jsonl([last_position_json(p) for p in positions]))
-            else:
-                typer.echo(last_positions_table(positions))
+            _show(positions, where, "No positions of watched ships", output, last_position_json,
+                  last_positions_table)  # fmt: skip
             return
         assert area is not None
         label, polygon = parse_area(area, settings.detectors.zones)
         async with _reader(settings) as (conn, where):
             presences = await vessels_in(conn, polygon, since_ts, until_ts)
-        if not presences:
-            _nothing(where, f"No vessels in {label} from {since_ts:%Y-%m-%d} to {until_ts:%Y-%m-%d}")
-        elif output is cli.OutputFormat.jsonl:
-            typer.echo(jsonl([presence_json(p) for p in presences]))
-        else:
-            typer.echo(presences_table(label, presences))
+        nothing = f"No vessels in {label} from {since_ts:%Y-%m-%d} to {until_ts:%Y-%m-%d}"
+        _show(presences, where, nothing, output, presence_json, lambda rows: presences_table(label, rows))
 
     _ask(config, question)
 

@@ -67,16 +67,12 @@ def presence_json(presence: Presence) -> dict[str, Any]:
 
 
 def presences_table(label: str, presences: Sequence[Presence]) -> str:
-    lines = [
+    return "\n".join([
         f"Vessels in {label}; times UTC",
         f"{'MMSI':>9}  {'name':<22} {'IMO':>8}  {'first':<17}  {'last':<17}  {'fixes':>6}",
-    ]
-    for p in presences:
-        lines.append(
-            f"{p.mmsi:>9}  {p.shipname or '':<22} {p.imo or '':>8}  {_minute(p.first):<17}  "
-            f"{_minute(p.last):<17}  {p.fixes:>6}"
-        )
-    return "\n".join(lines)
+        *(f"{p.mmsi:>9}  {p.shipname or '':<22} {p.imo or '':>8}  {_minute(p.first):<17}  "
+          f"{_minute(p.last):<17}  {p.fixes:>6}" for p in presences),
+    ])  # fmt: skip
 
 
 def last_position_json(last: LastPosition) -> dict[str, Any]:
@@ -87,14 +83,15 @@ def last_position_json(last: LastPosition) -> dict[str, Any]:
 
 
 def last_positions_table(positions: Sequence[LastPosition]) -> str:
-    lines = [
-        "Last known positions of the watched ships; times UTC",
-        f"{'vessel':<10} {'MMSI':>9}  {'broadcast name':<16} {'time':<17}  {'lat':>9} {'lon':>10} {'kn':>5}",
-    ]
-    for p in positions:
+    def row(p: LastPosition) -> str:
         speed = "" if p.speed is None else f"{p.speed:.1f}"
-        lines.append(
+        return (
             f"{p.entry:<10} {p.mmsi:>9}  {p.shipname or '':<16} {_minute(p.ts):<17}  {p.lat:>9.5f}"
             f" {p.lon:>10.5f} {speed:>5}"
         )
-    return "\n".join(lines)
+
+    return "\n".join([
+        "Last known positions of the watched ships; times UTC",
+        f"{'vessel':<10} {'MMSI':>9}  {'broadcast name':<16} {'time':<17}  {'lat':>9} {'lon':>10} {'kn':>5}",
+        *(row(p) for p in positions),
+    ])  # fmt: skip

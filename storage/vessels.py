@@ -136,21 +136,15 @@ async def position_at(
 ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
     """The last fix at or before ``at`` and the first after it: (ts, mmsi,
     lat, lon, speed, course) each, or None."""
-    before = await (
-        await conn.execute(
-            "SELECT ts, mmsi, lat, lon, speed, course FROM positions WHERE mmsi = ANY(%s) AND ts <= %s"
-            " AND lat IS NOT NULL ORDER BY ts DESC LIMIT 1",
+    found = []
+    for side, order in (("ts <= %s", "DESC"), ("ts > %s", "ASC")):
+        cur = await conn.execute(
+            f"SELECT ts, mmsi, lat, lon, speed, course FROM positions WHERE mmsi = ANY(%s) AND {side}"
+            f" AND lat IS NOT NULL ORDER BY ts {order} LIMIT 1",
             (list(mmsis), at),
         )
-    ).fetchone()
-    after = await (
-        await conn.execute(
-            "SELECT ts, mmsi, lat, lon, speed, course FROM positions WHERE mmsi = ANY(%s) AND ts > %s"
-            " AND lat IS NOT NULL ORDER BY ts LIMIT 1",
-            (list(mmsis), at),
-        )
-    ).fetchone()
-    return before, after
+        found.append(await cur.fetchone())
+    return found[0], found[1]
 
 
 async def vessels_in(
