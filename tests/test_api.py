@@ -5,6 +5,12 @@ injection attempts that change nothing."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -12,7 +18,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.history import ApiServer, aiswatch, api_server, scenario_url
+from tests.history import ApiServer, aiswatch, api_server, free_port, scenario_url
 
 __all__ = ["api_server", "scenario_url"]
 
@@ -200,3 +206,32 @@ def test_the_openapi_document_describes_every_route(client: httpx.Client) -> Non
     assert {"/api/v1/vessels/{vessel}/track", "/api/v1/vessels/{vessel}/voyages", "/api/v1/events",
             "/api/v1/port-calls", "/api/v1/vessels", "/api/v1/watched/last-positions", "/health",
             "/api/v1/zones"} <= set(doc["paths"])  # fmt: skip
+
+
+def test_aiswatch_run_serves_the_api_beside_ingest(api_server: ApiServer, tmp_path: Path) -> None:
+    (tmp_path / "feed.nmea").touch()
+    (tmp_path / "run.toml").write_text(
+        f"[api]\nserve_with_run = true\nport = {(port := free_port())}\n[service]\nhttp_port = 0\n"
+        f'[[sources]]\nkind = "file"\nname = "feed"\npath = "{tmp_path / "feed.nmea"}"\nfollow = true\n'
+    )
+    token = api_server.token("beside-ingest")
+    env = {**os.environ, "AISWATCH_DATABASE_URL": api_server.url, "AISWATCH_DATA_DIR": str(tmp_path),
+           "AISWATCH_STORAGE__TIMESCALEDB": "off"}  # fmt: skip
+    service = subprocess.Popen(
+        [sys.executable, "-m", "aiswatch", "run", "--config", str(tmp_path / "run.toml")], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        for _ in range(150):
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/watched/last-positions",
+                                   headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert answer.status_code == 200
+        assert {p["vessel"] for p in answer.json()["items"]} == {"LADY R", "ANGARA", "MARIA", "MAIA-1"}
+    finally:
+        service.send_signal(signal.SIGTERM)
+        output, _ = service.communicate(timeout=60)
+    assert service.returncode == 0, output
