@@ -21,9 +21,9 @@ from aiswatch.detection import Detection
 from aiswatch.service import new_writer
 from ingest.csvfeeds import CsvDecoder, CsvFormat
 from ingest.errors import SourceError
+from ingest.lines import LineSplitter
 from ingest.pipeline import IngestStats
 from ingest.sources.files import CHUNK_BYTES, read_lines, source_name
-from ingest.sources.live import split_lines
 from storage.database import Database
 from storage.writer import RecordWriter
 
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 ZIP_MAGIC: Final = b"PK\x03\x04"
 #: Rows handed to the writer at a time.
 SLICE_ROWS: Final = 5000
+#: A CSV row longer than this is cut and counted malformed (real rows are a few hundred bytes).
+MAX_ROW_BYTES: Final = 64 * 1024
 
 
 def _is_zip(path: str) -> bool:
@@ -48,14 +50,15 @@ async def _zip_member_lines(
     archive: zipfile.ZipFile, member: str, *, chunk_bytes: int = CHUNK_BYTES
 ) -> AsyncIterator[list[bytes]]:
     stream: IO[bytes] = await asyncio.to_thread(archive.open, member)
-    carry = b""
+    splitter = LineSplitter(max_line_bytes=MAX_ROW_BYTES)
     try:
         while chunk := await asyncio.to_thread(stream.read, chunk_bytes):
-            lines, carry = split_lines(carry, chunk)
+            lines = splitter.feed(chunk)
             if lines:
                 yield lines
-        if carry.strip():
-            yield [carry]
+        rest = splitter.flush()
+        if rest:
+            yield rest
     finally:
         stream.close()
 
@@ -63,7 +66,7 @@ async def _zip_member_lines(
 async def _members(path: str) -> AsyncIterator[tuple[str, AsyncIterator[list[bytes]]]]:
     """(source name, lines) of each CSV inside ``path``."""
     if not await asyncio.to_thread(_is_zip, path):
-        yield source_name(path), read_lines(path)
+        yield source_name(path), read_lines(path, max_line_bytes=MAX_ROW_BYTES)
         return
     try:
         archive = await asyncio.to_thread(zipfile.ZipFile, path)

@@ -121,6 +121,9 @@ class MqttSource(_Source):
     #: MQTT 5 shared subscription group: instances with the same group split the feed.
     shared_group: str | None = None
     session_expiry_s: int = Field(86_400, ge=0)
+    #: "auto": the fast receive path if aiomqtt and paho are as it expects, else (with a
+    #: warning) the one on their public APIs; "fast" or "public" force one.
+    receiver: Literal["auto", "fast", "public"] = "auto"
 
     @model_validator(mode="after")
     def _shared_needs_v5(self) -> MqttSource:
@@ -232,6 +235,17 @@ class Settings(BaseSettings):
 _config_file: ContextVar[str | None] = ContextVar("aiswatch_config_file", default=None)
 
 
+def _variable_of(loc: tuple[int | str, ...]) -> str | None:
+    """The environment variable that set the setting at ``loc`` (or a table
+    above it, as JSON), if one did: environment beats the file."""
+    names = [str(part) for part in loc if isinstance(part, str)]
+    for depth in range(len(names), 0, -1):
+        variable = "AISWATCH_" + "__".join(names[:depth]).upper()
+        if variable in os.environ:
+            return variable
+    return None
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Read the settings; raise :class:`ConfigError` naming the bad setting."""
     path = str(config) if config is not None else os.environ.get("AISWATCH_CONFIG")
@@ -249,7 +263,11 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         setting = ".".join(str(part) for part in error["loc"]) or "configuration"
-        where = f" (in {path})" if path else ""
+        variable = _variable_of(error["loc"])
+        if variable is not None:
+            where = f" (environment variable {variable})"
+        else:
+            where = f" (in {path})" if path else ""
         raise ConfigError(f"setting {setting}{where}: {error['msg']}", setting=setting) from exc
     finally:
         _config_file.reset(token)

@@ -223,7 +223,7 @@ class CsvDecoder:
                 stats.note_malformed("encoding", 1, self._lineno, "not UTF-8")
                 continue
             if not line.strip():
-                stats.filtered["empty"] += 1
+                stats.filtered["blank"] += 1
             elif not self._index:
                 self._header(line)
             else:

@@ -241,7 +241,15 @@ def _tag_block(tag: bytes) -> tuple[float | None, str | None, bytes | None] | Sk
     return parsed
 
 
+#: A tag block is printable ASCII: its checksum does not see a NUL byte (XOR
+#: with zero), and a control character in a station name must never reach
+#: the database, which refuses a NUL in text.
+_PRINTABLE: Final = re.compile(rb"[ -~]*")
+
+
 def _parse_tag_block(tag: bytes) -> tuple[float | None, str | None, bytes | None] | Skip:
+    if _PRINTABLE.fullmatch(tag) is None:
+        return Skip(MALFORMED, "tag_block", "control character in the tag block")
     star = tag.rfind(b"*")
     if star < 0:
         return Skip(MALFORMED, "tag_block", "no checksum")

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from ingest.errors import StorageError
 from storage.migrate import Flavour, MigrationReport, TimescaleChoice, migrate, schema_flavour
 from storage.partitions import PartitionManager
+from storage.timescale import apply_policies
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,20 @@ class Database:
             raise StorageError(f"cannot connect to {redact(self.url)}: {reason}") from exc
         async with conn:
             if self._migrate:
-                self.migration = await migrate(conn, timescaledb=self._timescaledb)
+                self.migration = await migrate(conn, url=self.url, timescaledb=self._timescaledb)
                 self.flavour = self.migration.flavour
             else:
                 self.flavour = await schema_flavour(conn)
             self.partitions = PartitionManager(self.flavour)
-            await self.partitions.load(conn)
-            if self._migrate:  # without, the database is only read: no partition maintenance either
+            if self.flavour != "timescaledb":
+                await self.partitions.load(conn)
+            if not self._migrate:
+                pass  # only read: no policies, no partition maintenance
+            elif self.flavour == "timescaledb":
+                await apply_policies(
+                    conn, compress_after_days=self._compress_after, retention_days=self._retention
+                )
+            else:
                 await self.partitions.maintain(
                     conn,
                     today=datetime.now(UTC).date(),

@@ -151,7 +151,7 @@ async def test_bad_rows_are_counted_with_reason_and_line_and_the_rest_loads(
         2,
         0,
         0,
-        {"header": 1, "empty": 1},
+        {"header": 1, "blank": 1},
         {"timestamp": 1, "mmsi": 1, "fields": 1, "number": 1},
     )
     assert stats.examples["timestamp"] == [(3, "'yesterday' is not a time")]
