@@ -32,6 +32,7 @@ from aiswatch.exports import MEDIA_TYPES, TrackFormat, render, utc
 from aiswatch.history import track, track_query, track_title, window
 from aiswatch.history_views import (
     last_position_json,
+    position_json,
     presence_json,
     vessel_json,
     voyage_json,
@@ -190,19 +191,7 @@ async def get_position(
         found = await find_vessel(conn, vessel[:64])
         before, after = await position_at(conn, found.mmsis, when)
 
-    def fix(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
-        if row is None:
-            return None
-        ts, mmsi, lat, lon, speed, course = row
-        return {"ts": utc(ts), "mmsi": mmsi, "lat": lat, "lon": lon, "speed_kn": speed, "course": course}
-
-    return {
-        "times": "UTC",
-        "vessel": vessel_json(found),
-        "at": utc(when),
-        "before": fix(before),
-        "after": fix(after),
-    }
+    return position_json(found, when, before, after)
 
 
 @router.get("/events", summary="Events by kind, vessel, port and time, a page at a time")

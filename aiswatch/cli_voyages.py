@@ -9,6 +9,7 @@ which database they read. Every time printed is UTC and says so.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 import time
@@ -32,6 +33,8 @@ from aiswatch.history import counted, track, track_query, track_title, window
 from aiswatch.history_views import (
     last_position_json,
     last_positions_table,
+    position_json,
+    position_text,
     presence_json,
     presences_table,
     voyage_json,
@@ -46,7 +49,7 @@ from ingest.errors import AiswatchError
 from ingest.pipeline import IngestStats
 from storage.database import Database, redact
 from storage.tokens import TokenInfo, create_token, list_tokens, revoke_token
-from storage.vessels import find_vessel, last_positions, vessels_in
+from storage.vessels import find_vessel, last_positions, position_at, vessels_in
 from storage.voyages import find_voyages
 
 T = TypeVar("T")
@@ -212,11 +215,36 @@ def vessels_command(
     _ask(config, question)
 
 
+def where_command(
+    vessel: Vessel,
+    at: Annotated[str, typer.Option("--at", help=f"When. {cli.TIME_HELP}.")] = "now",
+    output: cli.Format = cli.OutputFormat.table,
+    config: cli.ConfigOption = None,
+) -> None:
+    """Where a vessel was at a given time: the fixes either side (times UTC)."""
+    when = cli._time(at, "--at")
+    assert when is not None
+
+    async def question(settings: Settings) -> None:
+        async with _reader(settings) as (conn, where):
+            found = await find_vessel(conn, vessel)
+            before, after = await position_at(conn, found.mmsis, when)
+        if before is None and after is None:
+            _nothing(where, f"No positions of {found.label}")
+        elif output is cli.OutputFormat.jsonl:
+            typer.echo(json.dumps(position_json(found, when, before, after)))
+        else:
+            typer.echo(position_text(found, when, before, after))
+
+    _ask(config, question)
+
+
 def register(app: typer.Typer) -> None:
     app.command("import")(import_archives)
     app.command("track")(track_command)
     app.command("voyages")(voyages_command)
     app.command("vessels")(vessels_command)
+    app.command("where")(where_command)
     app.add_typer(api_app, name="api")
 
 

@@ -95,3 +95,33 @@ def last_positions_table(positions: Sequence[LastPosition]) -> str:
         f"{'vessel':<10} {'MMSI':>9}  {'broadcast name':<16} {'time':<17}  {'lat':>9} {'lon':>10} {'kn':>5}",
         *(row(p) for p in positions),
     ])  # fmt: skip
+
+
+def _fix_json(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    ts, mmsi, lat, lon, speed, course = row
+    return {"ts": utc(ts), "mmsi": mmsi, "lat": lat, "lon": lon, "speed_kn": speed, "course": course}
+
+
+def position_json(
+    vessel: Vessel, at: datetime, before: tuple[Any, ...] | None, after: tuple[Any, ...] | None
+) -> dict[str, Any]:
+    """Where a vessel was at ``at``: the fixes either side (each None if there is none)."""
+    return {"times": "UTC", "vessel": vessel_json(vessel), "at": utc(at), "before": _fix_json(before),
+            "after": _fix_json(after)}  # fmt: skip
+
+
+def position_text(
+    vessel: Vessel, at: datetime, before: tuple[Any, ...] | None, after: tuple[Any, ...] | None
+) -> str:
+    def seen(label: str, row: tuple[Any, ...] | None) -> str:
+        if row is None:
+            return f"  {label}: no fix"
+        ts, mmsi, lat, lon, speed, _ = row
+        hours = abs((ts - at).total_seconds()) / 3600
+        knots = "" if speed is None else f", {speed:.1f} kn"
+        return f"  {label}: {_minute(ts)} ({hours:.1f} h away) at {lat:.5f}, {lon:.5f}{knots} (MMSI {mmsi})"
+
+    return "\n".join([f"{vessel.label} at {_minute(at)} (UTC)", seen("last fix before", before),
+                      seen("first fix after", after)])  # fmt: skip

@@ -97,6 +97,9 @@ def test_answers_are_the_clis(client: httpx.Client, api_server: ApiServer) -> No
     api = client.get("/api/v1/watched/last-positions").json()
     assert api["items"] == [json.loads(line) for line in cli.stdout.splitlines()]
     position = client.get("/api/v1/vessels/LADY R/position", params={"at": "2024-03-12T12:00Z"}).json()
+    cli = aiswatch(api_server.url, "where", "LADY R", "--at", "2024-03-12T12:00Z", "--format", "jsonl",
+                   data_dir=api_server.data_dir)  # fmt: skip
+    assert position == json.loads(cli.stdout)
     assert (position["before"]["ts"], position["after"]["ts"]) == (
         "2024-03-12T04:11:31Z",
         "2024-03-12T19:48:43Z",
