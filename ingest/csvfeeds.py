@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import itemgetter
 from typing import Final
 from zlib import crc32
 
@@ -170,6 +171,12 @@ def _float(value: str, column: str) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _measure(value: str, column: str, missing: float) -> float | None:
+    """A number whose "not available" code is ``missing`` (or more): None for it."""
+    number = _float(value, column)
+    return None if number is None else _na(number, missing)
+
+
 def _int(value: str, column: str) -> int | None:
     number = _float(value, column)
     return None if number is None else int(number)
@@ -256,6 +263,12 @@ class CsvDecoder:
         self._delimiter = layout.delimiter
         self._width = len(names)
         self._index = {field: names.index(col) for field, col in layout.columns.items() if col in names}
+        self._names = tuple(self._index)
+        self._cells = itemgetter(*self._index.values())
+        statics = [self._index[name] for name in _STATIC_CELLS if name in self._index]
+        self._static_cells: Callable[[list[str]], tuple[str, ...]] = (
+            itemgetter(*statics) if len(statics) > 1 else lambda row: tuple(row[i] for i in statics)
+        )
         self._parse_time = _day_first_time if fmt is CsvFormat.dma else _iso_time
         self.stats.filtered["header"] += 1
 
@@ -275,8 +288,7 @@ class CsvDecoder:
             row = next(csv.reader([line], delimiter=self._delimiter))
         if len(row) != self._width:
             raise RowError("fields", f"{len(row)} fields, the header has {self._width}")
-        index = self._index
-        cell: dict[str, str] = {name: row[i] for name, i in index.items()}
+        cell: dict[str, str] = dict(zip(self._names, self._cells(row), strict=True))
         try:
             mmsi = _int(cell["mmsi"], "mmsi")
         except RowError:
@@ -302,11 +314,11 @@ class CsvDecoder:
             del self._seen[next(iter(self._seen))]
         raw_status = cell.get("status", "")
         status = _STATUSES.get(raw_status.strip().lower()) if self.format is CsvFormat.dma else None
-        lat, lon = _na(_float(cell["lat"], "lat"), 91.0), _na(_float(cell["lon"], "lon"), 181.0)
+        lat, lon = _measure(cell["lat"], "lat", 91.0), _measure(cell["lon"], "lon", 181.0)
         self._positions.append(
             Position(
-                ts, mmsi, msg_type, lat, lon, _na(_float(cell.get("speed", ""), "speed"), 102.3),
-                _na(_float(cell.get("course", ""), "course"), 360.0),
+                ts, mmsi, msg_type, lat, lon, _measure(cell.get("speed", ""), "speed", 102.3),
+                _measure(cell.get("course", ""), "course", 360.0),
                 None if heading is None or heading >= 511 else heading,
                 status if self.format is CsvFormat.dma else _int(raw_status, "status"),
                 _float(cell.get("turn", ""), "ROT"), None, None, None, crc,
@@ -314,7 +326,7 @@ class CsvDecoder:
         )  # fmt: skip
         self.stats.positions += 1
         self.stats.accepted += 1
-        self._static(cell, ts, mmsi, msg_type)
+        self._static(row, cell, ts, mmsi, msg_type)
 
     def _msg_type(self, cell: dict[str, str]) -> int:
         if "msg_type" in cell:
@@ -325,8 +337,8 @@ class CsvDecoder:
         klass = cell.get("class", "a").strip().lower()
         return _CLASS_TYPES.get(klass, 0)
 
-    def _static(self, cell: dict[str, str], ts: datetime, mmsi: int, msg_type: int) -> None:
-        raw = tuple(cell.get(name, "") for name in _STATIC_CELLS)
+    def _static(self, row: list[str], cell: dict[str, str], ts: datetime, mmsi: int, msg_type: int) -> None:
+        raw: tuple[str, ...] = self._static_cells(row)
         if self._identities.get(mmsi) == raw:
             return  # as last time: nothing to parse
         values = self._static_values(cell, ts)
