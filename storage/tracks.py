@@ -20,6 +20,7 @@ Times are UTC.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -83,7 +84,7 @@ WHERE mmsi = ANY(%(mmsis)s) AND ts >= %(since)s AND ts < %(until)s AND lat IS NO
 ORDER BY ts, mmsi
 """
 _DARK: Final = """
-SELECT start_ts, coalesce(end_ts, 'infinity') FROM events
+SELECT start_ts, end_ts FROM events
 WHERE kind = 'dark_gap' AND state <> 'withdrawn' AND mmsi = ANY(%(mmsis)s)
   AND coalesce(end_ts, 'infinity') >= %(since)s AND start_ts < %(until)s
 ORDER BY start_ts
@@ -99,7 +100,8 @@ def auto_tolerance_m(since: datetime, until: datetime) -> float:
 
 async def dark_intervals(
     conn: psycopg.AsyncConnection[Any], query: TrackQuery
-) -> list[tuple[datetime, datetime]]:
+) -> list[tuple[datetime, datetime | None]]:
+    """The dark gaps of the vessel that touch the range (end None: still dark)."""
     args = {"mmsis": list(query.mmsis), "since": query.since, "until": query.until}
     cur = await conn.execute(_DARK, args)
     return [(start, end) for start, end in await cur.fetchall()]
@@ -120,22 +122,29 @@ async def raw_fixes(
 
 class Segmenter:
     """Pure: rows in time order to fixes numbered by segment, and the gaps
-    between segments. A gap is a dark interval that lies between two fixes,
-    or a silence longer than ``gap_h``."""
+    between segments. A gap is where a dark interval starts or ends between
+    two fixes, or a silence longer than ``gap_h``."""
 
-    def __init__(self, dark: Sequence[tuple[datetime, datetime]], gap_h: float) -> None:
-        self._dark = list(dark)
+    def __init__(self, dark: Sequence[tuple[datetime, datetime | None]], gap_h: float) -> None:
+        self._starts = sorted(start for start, _ in dark)
+        self._ends = sorted(end for _, end in dark if end is not None)
         self._gap = timedelta(hours=gap_h)
         self._last: Fix | None = None
         self.segment = 0
         self.gaps: list[Gap] = []
+
+    def _dark_between(self, before: datetime, after: datetime) -> bool:
+        starts, ends = self._starts, self._ends
+        return bisect_left(starts, before) < bisect_left(starts, after) or bisect_right(
+            ends, before
+        ) < bisect_right(ends, after)
 
     def add(self, row: Sequence[Any]) -> Fix:
         ts = row[0]
         last = self._last
         segment = self.segment
         if last is not None:
-            dark = any(last.ts <= start < ts or last.ts < end <= ts for start, end in self._dark)
+            dark = self._dark_between(last.ts, ts)
             if dark or ts - last.ts > self._gap:
                 segment += 1
                 fix = Fix(*row, segment)  # type: ignore[call-arg]

@@ -7,7 +7,9 @@ last seen (``origin`` or ``destination`` None: at sea). The dark gaps
 (``dark_gap`` events) inside a voyage are its dark legs: the time dark is
 their overlap with the voyage, and the distance counts a dark leg as the
 straight line between its two ends (a lower bound; the sea route is longer).
-Fixes flagged implausible are not counted. Times are UTC.
+Fixes flagged implausible are not counted. A dark gap still open on one MMSI
+ends where the vessel is heard again under another (ANGARA's change of MMSI).
+Times are UTC.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ SELECT kind, port, start_ts, end_ts, coalesce((details->>'distance_nm')::float8,
 FROM events WHERE kind IN ('port_call', 'dark_gap') AND state <> 'withdrawn' AND mmsi = ANY(%(mmsis)s)
   AND coalesce(end_ts, 'infinity') >= %(since)s AND start_ts < %(until)s
 ORDER BY start_ts
+"""
+_NEXT_FIX: Final = """
+SELECT min(ts) FROM positions WHERE mmsi = ANY(%(mmsis)s) AND ts > %(start)s AND lat IS NOT NULL
 """
 _SPAN: Final = """
 SELECT min(ts), max(ts) FROM positions
@@ -125,7 +130,11 @@ async def find_voyages(
         if kind == "port_call":
             calls.append(PortCall(port, start, end))
         else:
-            dark.append(DarkLeg(start, end, distance))
+            until_heard = end
+            if until_heard is None:  # still open: unless another MMSI of the vessel was heard since
+                row = await (await conn.execute(_NEXT_FIX, {**args, "start": start})).fetchone()
+                until_heard = None if row is None else row[0]
+            dark.append(DarkLeg(start, until_heard, distance))
     first, last = await (await conn.execute(_SPAN, args)).fetchone() or (None, None)
     out = []
     for voyage in plan(calls, dark, first, last):

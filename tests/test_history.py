@@ -198,3 +198,24 @@ def test_times_accept_iso_months_years_and_ago() -> None:
     for bad in ("2024-13", "yesterday", "7y", "'; DROP TABLE positions;--"):
         with pytest.raises(ValueError, match=r"month|not a time"):
             parse_time(bad, now)
+
+
+async def test_angara_across_its_change_of_mmsi_with_open_dark_gaps(scenario_url: str) -> None:
+    """ANGARA's old MMSI ends in a dark gap still open (it went silent and a
+    new MMSI took over): the track reads past it, and the voyage's dark leg
+    ends where the new MMSI is first heard."""
+    async with await connect(scenario_url) as conn:
+        angara = await find_vessel(conn, "ANGARA")
+        items = [item async for item in track(conn, TrackQuery(angara.mmsis, EPOCH, END))]
+        voyages = await find_voyages(conn, angara.mmsis, EPOCH, END)
+        (first_new,) = await (
+            await conn.execute("SELECT min(ts) FROM positions WHERE mmsi = 273100012")
+        ).fetchone() or (None,)
+    gaps = [g for g in items if isinstance(g, Gap)]
+    assert [(round(g.hours, 1), g.dark) for g in gaps] == [(30.0, True), (1.0, True)]
+    assert gaps[1].after.mmsi == 273_100_012 and gaps[1].after.ts == first_new
+    ((origin, destination, legs),) = [(v.origin, v.destination, v.dark_legs) for v in voyages if v.origin]
+    assert (origin, destination) == ("Dunai", "Dunai")
+    assert [leg.end for leg in legs][1] == first_new
+    dark_s = sum((leg.end - leg.start).total_seconds() for leg in legs if leg.end is not None)
+    assert voyages[1].dark_h == pytest.approx(dark_s / 3600, abs=0.01)
