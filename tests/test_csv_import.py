@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from shapely.geometry import Point
 
 from aiswatch.archive import import_paths
 from aiswatch.config import Settings
@@ -177,3 +179,53 @@ def test_the_format_is_told_from_the_header_or_given() -> None:
     given = CsvDecoder("y", CsvFormat.kystverket)
     given.feed([b"MMSI,BaseDateTime,LAT,LON"], 1.7e9)
     assert given.stats.examples["header"][0][1].startswith("no column date_time_utc, lat, lon, mmsi")
+
+
+async def test_questions_on_the_real_kystverket_day_match_the_file(
+    settings: Settings, db: Database, shared_data: Path
+) -> None:
+    """Real data: a day off Vestland (Kystverket). Each ship's track is its
+    rows; a silence over the cut (3 min here) cuts it; the vessels in a box are those with a
+    row inside."""
+    from datetime import UTC, datetime, timedelta
+
+    from shapely.geometry import box
+
+    from storage.tracks import Fix, Gap, TrackQuery, track
+    from storage.vessels import find_vessel, vessels_in
+
+    path = shared_data / "csv" / SAMPLES["kystverket"]
+    await import_paths(settings, [str(path)], db)
+    with path.open() as handle:
+        table = list(csv.DictReader(handle, delimiter=";"))
+
+    def when(row: dict[str, str]) -> datetime:
+        return datetime.fromisoformat(row["date_time_utc"]).replace(tzinfo=UTC)
+
+    day = datetime(2022, 9, 1, tzinfo=UTC)
+    cuts = 0
+    async with db.pool.connection() as conn:
+        for mmsi in {r["mmsi"] for r in table}:
+            rows = sorted((r for r in table if r["mmsi"] == mmsi), key=when)
+            vessel = await find_vessel(conn, mmsi)
+            query = TrackQuery(vessel.mmsis, day, day + timedelta(days=2), gap_h=0.05)  # cut at 3 min
+            items = [i async for i in track(conn, query)]
+            fixes = [i for i in items if isinstance(i, Fix)]
+            assert [(f.ts, f.lat, f.lon) for f in fixes] == [
+                (when(r), float(r["lat"]), float(r["lon"])) for r in rows
+            ]
+            silences = [
+                (a, b) for a, b in itertools.pairwise(rows) if when(b) - when(a) > timedelta(minutes=3)
+            ]
+            cuts += len(silences)
+            assert [(g.before.ts, g.after.ts, g.dark) for g in items if isinstance(g, Gap)] == [
+                (when(a), when(b), False) for a, b in silences
+            ]
+        area = box(5.2, 60.3, 5.35, 60.45)  # around Bergen's harbour
+        found = await vessels_in(conn, area, day, day + timedelta(days=1))
+        await conn.rollback()
+    inside = [r for r in table if area.contains(Point(float(r["lon"]), float(r["lat"])))]
+    assert {(p.mmsi, p.fixes) for p in found} == {
+        (int(m), sum(r["mmsi"] == m for r in inside)) for m in {r["mmsi"] for r in inside}
+    }
+    assert found and cuts > 10  # the box holds some of them; the tracks were cut
