@@ -51,6 +51,8 @@ from storage.voyages import find_voyages
 log = logging.getLogger(__name__)
 
 COOKIE = "aiswatch_token"
+#: Bytes of a streamed answer gathered before they are sent.
+STREAM_CHUNK = 64 * 1024
 
 
 def _db(request: Request) -> Database:
@@ -157,10 +159,18 @@ async def get_track(
         found, query = await track_query(conn, vessel, start, end, tolerance_m=tolerance_m, gap_h=gap_h)
 
     async def body() -> AsyncIterator[bytes]:
+        # the connection is taken here: a response never sent holds none
         async with db.pool.connection() as conn:
+            pieces: list[str] = []
+            size = 0
             try:
                 async for piece in render(track(conn, query), format, track_title(found, query)):
-                    yield piece.encode()
+                    pieces.append(piece)
+                    size += len(piece)
+                    if size >= STREAM_CHUNK:  # a few large writes, not one per fix
+                        yield "".join(pieces).encode()
+                        pieces, size = [], 0
+                yield "".join(pieces).encode()
             finally:
                 await conn.rollback()
 
