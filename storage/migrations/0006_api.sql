@@ -18,3 +18,9 @@ CREATE INDEX watchlist_matches_upper_entry ON watchlist_matches (upper(entry));
 CREATE INDEX events_mmsi_kind_start ON events (mmsi, kind, start_ts);
 -- Port calls at a port over time.
 CREATE INDEX events_port_kind_start ON events (upper(port), kind, start_ts) WHERE port IS NOT NULL;
+-- Positions by time alone (vessels in an area over a day): a BRIN index, a
+-- few pages per partition and next to nothing per insert, as feeds and
+-- archives arrive in time order. A monthly archive partition is then read
+-- for the day asked, not in full. New block ranges are summarised by
+-- autovacuum (autosummarize); until then they are read like the rest.
+CREATE INDEX positions_ts_brin ON positions USING brin (ts) WITH (autosummarize = on);
