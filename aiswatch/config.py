@@ -174,6 +174,21 @@ class ServiceSettings(BaseModel):
     shutdown_timeout_s: float = Field(30.0, gt=0)
 
 
+class ApiSettings(BaseModel):
+    """The HTTP query API and its map page (``aiswatch api``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(9110, ge=1, le=65535)
+    #: ``aiswatch run`` serves the API too (on ``host``:``port``), beside ingest.
+    serve_with_run: bool = False
+    #: The longest time range one request may read (days).
+    max_range_days: float = Field(400.0, gt=0)
+    #: The most items one page holds (events, port calls, vessels in an area).
+    max_page_size: int = Field(1000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AISWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -189,6 +204,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     detectors: DetectorSettings = DetectorSettings()
     service: ServiceSettings = ServiceSettings()
+    api: ApiSettings = ApiSettings()
     #: The live feeds ``aiswatch run`` reads (TOML: ``[[sources]]`` tables with a ``kind``).
     sources: list[Source] = Field(default_factory=list)
 

@@ -25,6 +25,7 @@ from typing import Final
 
 import psycopg
 
+from aiswatch.api import serve_api
 from aiswatch.config import (
     AisstreamSource,
     FileSource,
@@ -290,6 +291,8 @@ async def run_service(
                     group.create_task(_reconnect(settings, databases, service, stop), name="database")
                 if settings.service.http_port:
                     group.create_task(serve_http(service, settings, stop), name="http")
+                if settings.api.serve_with_run:  # the query API and map beside ingest
+                    group.create_task(serve_api(settings, db, stop), name="api")
                 if started is not None:
                     started(service)
                 log.info("aiswatch: running %d sources", len(sources))

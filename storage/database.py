@@ -2,7 +2,8 @@
 
 ``Database`` is an async context manager: it checks the server once with a
 plain connection (so a wrong URL gives PostgreSQL's own one-line reason, not a
-pool time-out), migrates if asked, opens a psycopg_pool, and closes it on exit.
+pool time-out), migrates and maintains the partitions if asked (a reader
+passes ``migrate=False`` and changes nothing), opens a psycopg_pool, and closes it on exit.
 Every pooled connection gets the two temporary staging tables the writer
 COPYs into.
 """
@@ -102,12 +103,15 @@ class Database:
             else:
                 self.flavour = await schema_flavour(conn)
             self.partitions = PartitionManager(self.flavour)
-            if self.flavour == "timescaledb":
+            if self.flavour != "timescaledb":
+                await self.partitions.load(conn)
+            if not self._migrate:
+                pass  # only read: no policies, no partition maintenance
+            elif self.flavour == "timescaledb":
                 await apply_policies(
                     conn, compress_after_days=self._compress_after, retention_days=self._retention
                 )
             else:
-                await self.partitions.load(conn)
                 await self.partitions.maintain(
                     conn,
                     today=datetime.now(UTC).date(),
