@@ -486,7 +486,10 @@ class RecordWriter:
         are counted malformed (``refused_by_database``, with the error and
         the record) and every other record is stored. A record refused alone
         is at fault; the data around it is not. True if the database went
-        away meanwhile and the rest went to the spool."""
+        away meanwhile and the rest went to the spool. (Replaying a spooled
+        batch, a database lost half-way raises instead and the whole batch is
+        replayed later: its committed halves are then counted again, as
+        already stored.)"""
         log.warning(
             "database: a batch was refused for its content (%s); isolating the records", _first_line(error)
         )
