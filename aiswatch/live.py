@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from aiswatch.pump import finish_source, pump_chunks
 from aiswatch.service import (
     database_url,
     decoder_process,
+    file_chunks,
     new_database,
     new_decoder,
     new_writer,
@@ -50,14 +52,14 @@ from ingest.offload import RemoteDecoder
 from ingest.pipeline import IngestStats
 from ingest.retry import RetryPolicy
 from ingest.sources.aisstream import aisstream_chunks, subscription
-from ingest.sources.files import follow_chunks, read_lines
-from ingest.sources.live import Chunk, SourceState
+from ingest.sources.files import follow_chunks
+from ingest.sources.live import Chunk, SourceState, backoff_s, sleep_unless_stopped
 from ingest.sources.mqtt import MqttOptions, mqtt_chunks
 from ingest.sources.tcp import tcp_chunks
 from ingest.sources.udp import udp_chunks
 from storage.database import Database
 from storage.spool import Spool
-from storage.writer import RecordWriter
+from storage.writer import RecordWriter, WriterStopped
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ class LiveSource:
     stats: IngestStats
     json_stats: IngestStats
     restarts: int = 0
-    errors: list[str] = field(default_factory=list)
+    #: The latest failures, newest last (bounded: a source can fail for days).
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
 
 
 @dataclass
@@ -129,30 +132,50 @@ def chunks_of(source: LiveSource, stop: asyncio.Event) -> AsyncIterator[Chunk]:
 
 
 async def _whole_file(path: str, state: SourceState) -> AsyncIterator[Chunk]:
-    async for lines in read_lines(path):
-        state.heard()
-        yield Chunk(time.time(), lines)
+    async for chunk in file_chunks(path):
+        state.heard(chunk.received)
+        yield chunk
 
 
 async def pump(source: LiveSource, decoder: RemoteDecoder, writer: RecordWriter, stop: asyncio.Event) -> None:
     """Run one source until ``stop``; restart it after a backoff if it fails
     (:data:`SOURCE_RESTART`): one source's failure must not stop the others.
-    Everything it read is stored (or spooled) before it restarts or returns."""
+    Everything it read is stored (or spooled) before it restarts or returns.
+    The backoff grows while the source fails without reading anything, and
+    starts again from nothing once it has read."""
 
     def failed(exc: BaseException, delay_s: float) -> None:
         source.restarts += 1
         source.errors.append(f"{type(exc).__name__}: {exc}")
         log.debug("%s: details", source.state.name, exc_info=exc)
 
-    async def read() -> None:
+    async def read() -> bool:
+        """Pump until the source ends (False) or fails after reading (True: restart afresh)."""
+        progressed = False
+
+        async def chunks() -> AsyncIterator[Chunk]:
+            nonlocal progressed
+            async for chunk in chunks_of(source, stop):
+                progressed = True
+                yield chunk
+
         try:
-            await pump_chunks(chunks_of(source, stop), decoder, writer, source.json_stats)
-        except OSError:
-            if not stop.is_set():  # a socket closed by the stop itself is no failure
+            await pump_chunks(chunks(), decoder, writer, source.json_stats)
+        except Exception as exc:
+            if isinstance(exc, OSError) and stop.is_set():  # a socket closed by the stop itself
+                return False
+            if not progressed or isinstance(exc, SOURCE_RESTART.permanent):
                 raise
+            failed(exc, 0.0)
+            log.warning("%s: failed (%s: %s); restarting", source.state.name, type(exc).__name__, exc)
+            return True
+        return False
 
     try:
-        await SOURCE_RESTART.call(read, resource=f"{source.state.name}: failed", stop=stop, on_retry=failed)
+        while await SOURCE_RESTART.call(
+            read, resource=f"{source.state.name}: failed", stop=stop, on_retry=failed
+        ):
+            await sleep_unless_stopped(backoff_s(0), stop)
     except Exception:
         if not stop.is_set():
             raise
@@ -161,7 +184,9 @@ async def pump(source: LiveSource, decoder: RemoteDecoder, writer: RecordWriter,
 
 
 #: A live source that fails for any reason but its configuration is started again.
-SOURCE_RESTART: Final = RetryPolicy(transient=(Exception,), permanent=(ConfigError,), base_s=1.0, cap_s=60.0)
+SOURCE_RESTART: Final = RetryPolicy(
+    transient=(Exception,), permanent=(ConfigError, WriterStopped), base_s=1.0, cap_s=60.0
+)
 
 
 async def _open_or_spool(settings: Settings, stack: AsyncExitStack, service: Service) -> Database:
@@ -190,7 +215,9 @@ async def _reconnect(
     def still_away(exc: BaseException, delay_s: float) -> None:
         service.database_error = str(exc)
 
-    policy = RetryPolicy(transient=(StorageError,), base_s=settings.service.spool_retry_s, cap_s=30.0)
+    policy = RetryPolicy(
+        transient=(StorageError, psycopg.OperationalError), base_s=settings.service.spool_retry_s, cap_s=30.0
+    )
     try:
         writer.db = await policy.call(
             lambda: stack.enter_async_context(open_database(settings)),
@@ -198,7 +225,7 @@ async def _reconnect(
             stop=stop,
             on_retry=still_away,
         )
-    except StorageError:
+    except (StorageError, psycopg.OperationalError):
         return  # stopped first; the spool is replayed at the next start
     service.database_error = None
     log.warning("database: reachable; the spool is replayed")
@@ -254,19 +281,24 @@ async def run_service(
             decoder = new_decoder(settings, process, source.stats.source)
             decoder.stats = source.stats
             decoders.append(decoder)
-        async with asyncio.TaskGroup() as group:
-            for source, decoder in zip(sources, decoders, strict=True):
-                group.create_task(
-                    pump(source, decoder, service.writer, stop), name=f"source {source.state.name}"
-                )
-            if service.database_error is not None:
-                group.create_task(_reconnect(settings, databases, service, stop), name="database")
-            if settings.service.http_port:
-                group.create_task(serve_http(service, settings, stop), name="http")
-            if settings.api.serve_with_run:  # the query API and map beside ingest
-                group.create_task(serve_api(settings, db, stop), name="api")
-            if started is not None:
-                started(service)
-            log.info("aiswatch: running %d sources", len(sources))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for source, decoder in zip(sources, decoders, strict=True):
+                    group.create_task(
+                        pump(source, decoder, service.writer, stop), name=f"source {source.state.name}"
+                    )
+                if service.database_error is not None:
+                    group.create_task(_reconnect(settings, databases, service, stop), name="database")
+                if settings.service.http_port:
+                    group.create_task(serve_http(service, settings, stop), name="http")
+                if settings.api.serve_with_run:  # the query API and map beside ingest
+                    group.create_task(serve_api(settings, db, stop), name="api")
+                if started is not None:
+                    started(service)
+                log.info("aiswatch: running %d sources", len(sources))
+        except BaseExceptionGroup as failure:  # a bad setting, the writer stopped: as itself, one line
+            for error in failure.exceptions[1:]:
+                log.error("aiswatch: also: %s: %s", type(error).__name__, error)
+            raise failure.exceptions[0] from None
         log.info("aiswatch: sources stopped; draining the writer")
     return service

@@ -56,8 +56,9 @@ async def pump_chunks(
     decoded_stats: IngestStats | None = None,
 ) -> None:
     """Pump ``chunks`` until they end (or raise); everything read is stored
-    (or spooled) when this returns, or when it raises the reader's error.
-    ``decoded_stats`` counts chunks of decoded records (a JSON feed)."""
+    (or spooled) when this returns, or when it raises the reader's error
+    (a cancellation stops at once). ``decoded_stats`` counts chunks of
+    decoded records (a JSON feed)."""
     steps: asyncio.Queue[_Step | None] = asyncio.Queue(maxsize=DECODE_AHEAD)
     json_stats = decoded_stats if decoded_stats is not None else IngestStats(f"{decoder.stats.source}:json")
 
@@ -70,6 +71,7 @@ async def pump_chunks(
                 account_decoded(json_stats, records)
                 await writer.put(json_stats, records.positions, records.statics, on_stored=on_stored)
 
+    failure: Exception | None = None
     try:
         async with asyncio.TaskGroup() as group:
             storing = group.create_task(store())
@@ -81,13 +83,16 @@ async def pump_chunks(
                         last = start + SLICE_LINES >= len(lines)
                         # a chunk is acknowledged once its records are stored (its last step carries it)
                         await steps.put((None, chunk.on_stored if last and not chunk.messages else None))
-                    if chunk.messages:
+                    if chunk.messages or not lines:  # decoded records, or nothing: stored, then acknowledged
                         await steps.put((chunk, chunk.on_stored))
-            finally:
-                if not storing.done():  # (if it failed, the group raises its error)
-                    await steps.put(None)
-    except BaseExceptionGroup as failure:  # the reader's error or the writer's, as itself
-        raise failure.exceptions[0] from None
+            except Exception as exc:  # the reader failed: what it read is stored all the same
+                failure = exc
+            if not storing.done():  # (if it failed, the group raises its error)
+                await steps.put(None)
+    except BaseExceptionGroup as group_failure:  # the writer's error, as itself
+        raise group_failure.exceptions[0] from None
+    if failure is not None:
+        raise failure
 
 
 async def finish_source(decoder: RemoteDecoder, writer: RecordWriter) -> None:

@@ -33,7 +33,7 @@ from ingest.decode import (
 )
 from ingest.dedup import DuplicateWindow
 from ingest.fastdecode import position_record
-from ingest.nmea import FILTERED, GatehouseTime, Sentence, Skip, parse_line
+from ingest.nmea import FILTERED, GatehouseTime, Sentence, parse_line
 from ingest.records import Position, StaticReport
 
 log = logging.getLogger(__name__)
@@ -175,24 +175,19 @@ class LineDecoder:
         for line in lines:
             self._lineno += 1
             parsed = parse_line(line)
-            kind = type(parsed)
-            if kind is Sentence:
-                assert isinstance(parsed, Sentence)
+            if isinstance(parsed, Sentence):
                 time = parsed.time
                 if parsed.frag_count == 1 and self._gatehouse is None and (time is None or time <= latest):
                     message(parsed.payload, parsed.fill_bits, parsed, 1, time, received)  # the hot path
                 else:
                     self._sentence(parsed, received)
-            elif kind is GatehouseTime:
-                assert isinstance(parsed, GatehouseTime)
+            elif isinstance(parsed, GatehouseTime):
                 self._gatehouse = parsed
                 stats.filtered["gatehouse_time"] += 1
+            elif parsed.outcome == FILTERED:
+                stats.filtered[parsed.reason] += 1
             else:
-                assert isinstance(parsed, Skip)
-                if parsed.outcome == FILTERED:
-                    stats.filtered[parsed.reason] += 1
-                else:
-                    stats.note_malformed(parsed.reason, 1, self._lineno, parsed.detail)
+                stats.note_malformed(parsed.reason, 1, self._lineno, parsed.detail)
         stats.lines = self._lineno
         self._count_types()
         orphans = self._assembler.take_orphans()

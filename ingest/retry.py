@@ -75,10 +75,8 @@ class RetryPolicy:
             assert error is not None
             if on_retry is not None:
                 on_retry(error, delay_s)
-            log.warning(
-                "%s: %s; retry %d in %.1f s",
-                resource, str(error).strip() or type(error).__name__, state.attempt_number, delay_s,
-            )  # fmt: skip
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            log.warning("%s: %s; retry %d in %.1f s", resource, reason, state.attempt_number, delay_s)
 
         async def sleep(delay_s: float) -> None:
             if stop is None:

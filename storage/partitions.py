@@ -80,10 +80,16 @@ class PartitionManager:
         self._today = today
         self._starts: list[date] = []  # sorted; _ends[i] goes with _starts[i]
         self._ends: list[date] = []
+        self._stale = False
 
     @property
     def spans(self) -> list[Span]:
         return list(zip(self._starts, self._ends, strict=True))
+
+    def forget(self) -> None:
+        """What we know may be wrong (a partition dropped behind our back):
+        the next :meth:`ensure` reads the catalogue again."""
+        self._stale = True
 
     def covers(self, day: date) -> bool:
         i = bisect.bisect_right(self._starts, day) - 1
@@ -124,10 +130,11 @@ class PartitionManager:
 
     async def ensure(self, conn: psycopg.AsyncConnection, days: set[date]) -> list[Span]:
         """Create partitions for the ``days`` that have none (own transactions)."""
-        if self.flavour != "native" or all(self.covers(day) for day in days):
+        if self.flavour != "native" or (not self._stale and all(self.covers(day) for day in days)):
             return []
         made: list[Span] = []
         while True:
+            self._stale = True  # until this transaction commits, what it made may not exist
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
                 await self.load(conn)  # another instance may have made some meanwhile
@@ -145,6 +152,7 @@ class PartitionManager:
                     )
                     self._add(span)
                     made.append(span)
+            self._stale = False
             if len(missing) <= CREATE_PER_TRANSACTION:
                 break
         if made:

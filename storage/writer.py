@@ -100,6 +100,11 @@ DATABASE: Final = RetryPolicy(
 )
 
 
+class WriterStopped(StorageError):
+    """The writer stopped on an error: nothing more is stored. Not a
+    source's failure, so restarting the source mends nothing."""
+
+
 class _Refused(Exception):
     """The database refused a batch for its content."""
 
@@ -147,6 +152,7 @@ def _by_days(batch: list[_Pending]) -> list[list[_Pending]]:
     group = {day: i // DAYS_PER_TRANSACTION for i, day in enumerate(days)}
     parts: list[dict[str, _Pending]] = [{} for _ in range(group[days[-1]] + 1)]
     for item in batch:
+        parts[0].setdefault(item.stats.source, _Pending(item.stats))  # its counts, even with no records
         for position in item.positions:
             part = parts[group[position.ts.date()]]
             part.setdefault(item.stats.source, _Pending(item.stats)).positions.append(position)
@@ -160,8 +166,9 @@ def _halves(batch: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
     records = _records(batch)
     cut = len(records) // 2
     halves: tuple[list[_Pending], list[_Pending]] = ([], [])
-    for half, part in zip(halves, (records[:cut], records[cut:]), strict=True):
-        by_source: dict[str, _Pending] = {}
+    for n, (half, part) in enumerate(zip(halves, (records[:cut], records[cut:]), strict=True)):
+        # the first half carries every source, so that counts without records are written too
+        by_source = {item.stats.source: _Pending(item.stats) for item in batch} if n == 0 else {}
         for stats, record in part:
             item = by_source.setdefault(stats.source, _Pending(stats))
             if isinstance(record, Position):
@@ -260,7 +267,8 @@ class RecordWriter:
         self.stats = WriterStats()
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(queue_chunks)
         self._task: asyncio.Task[None] | None = None
-        self._persisted: dict[str, Counter[tuple[str, str]]] = {}
+        #: What each source's stats have put in source_counters (by id; the stats kept alive with it).
+        self._persisted: dict[int, tuple[IngestStats, Counter[tuple[str, str]]]] = {}
 
     async def __aenter__(self) -> RecordWriter:
         self._task = asyncio.create_task(self._run(), name="aiswatch-writer")
@@ -317,13 +325,17 @@ class RecordWriter:
     async def _enqueue(self, item: _Pending | None) -> None:
         """Queue ``item``, or raise the writer's error if it stops first."""
         assert self._task is not None, "use the writer as an async context manager"
-        if self._task.done():
-            await self._task  # the writer died: surface its error to the producer
-        queued = asyncio.ensure_future(self._queue.put(item))
-        await asyncio.wait({queued, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not queued.done():  # the writer stopped while we waited for room
-            queued.cancel()
-            await self._task
+        if not self._task.done():
+            queued = asyncio.ensure_future(self._queue.put(item))
+            await asyncio.wait({queued, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            if queued.done():
+                return
+            queued.cancel()  # the writer stopped while we waited for room
+        failure = self.failure
+        if failure is not None:
+            raise WriterStopped(str(failure)) from failure  # surface its error to the producer
+        await self._task  # cancelled: raises that
+        raise WriterStopped("the writer has stopped")
 
     async def _run(self) -> None:
         try:
@@ -459,21 +471,22 @@ class RecordWriter:
         parts = _by_days(batch)
         for i, part in enumerate(parts):
             try:
-                await self._commit_part(part, on_failure=on_failure)
+                spooled = await self._commit_part(part, on_failure=on_failure)
             except _Refused as refused:
-                await self._isolate(part, refused.error, on_failure=on_failure)
-            if self.spool is not None and len(self.spool) and i + 1 < len(parts):
+                spooled = await self._isolate(part, refused.error, on_failure=on_failure)
+            if spooled:
                 for rest in parts[i + 1 :]:  # the database went away: the rest follow, in order
                     await self._to_spool(rest, "away")
                 break
         _stored(batch)
 
-    async def _isolate(self, batch: list[_Pending], error: psycopg.Error, *, on_failure: OnFailure) -> None:
+    async def _isolate(self, batch: list[_Pending], error: psycopg.Error, *, on_failure: OnFailure) -> bool:
         """Split a batch the database refused for its content in halves, each
         in its own transaction, until the records it refuses are found: those
         are counted malformed (``refused_by_database``, with the error and
         the record) and every other record is stored. A record refused alone
-        is at fault; the data around it is not."""
+        is at fault; the data around it is not. True if the database went
+        away meanwhile and the rest went to the spool."""
         log.warning(
             "database: a batch was refused for its content (%s); isolating the records", _first_line(error)
         )
@@ -482,7 +495,10 @@ class RecordWriter:
         while work:
             part = work.pop(0)
             try:
-                await self._commit_part(part, on_failure=on_failure)
+                if await self._commit_part(part, on_failure=on_failure):
+                    for rest in work:
+                        await self._to_spool(rest, "away")
+                    return True
             except _Refused as refused:
                 records = _records(part)
                 if len(records) > 1:
@@ -492,18 +508,27 @@ class RecordWriter:
                 stats.note_refused("refused_by_database", record.sentences, _describe(record, refused.error))
                 refused_sources[stats.source] = stats
         # the refused lines' counts reach source_counters like every other count
-        await self._commit_part(
+        return await self._commit_part(
             [_Pending(stats) for stats in refused_sources.values()], on_failure=on_failure
         )
 
-    async def _commit_part(self, batch: list[_Pending], *, on_failure: OnFailure) -> None:
-        """One transaction for ``batch``; raises :class:`_Refused` when the
-        database refuses it for its content."""
+    async def _commit_part(self, batch: list[_Pending], *, on_failure: OnFailure) -> bool:
+        """One transaction for ``batch``: True if it went to the spool instead
+        (the database away), False if committed; raises :class:`_Refused`
+        when the database refuses it for its content."""
         began = time.perf_counter()
 
         async def attempt() -> list[_Result]:
             try:
-                results = await self._write(batch)
+                try:
+                    results = await self._write(batch)
+                except psycopg.errors.CheckViolation as exc:
+                    if "no partition of relation" not in str(exc):
+                        raise
+                    # a partition we knew of is gone (dropped, or its creation rolled back): not the data
+                    log.warning("database: %s; reading the partitions again", _reason(exc))
+                    self.db.partitions.forget()
+                    results = await self._write(batch)
             except BaseException:
                 if self.hook is not None:
                     self.hook.after_failure()  # the database is the truth: start again from it
@@ -526,7 +551,7 @@ class RecordWriter:
         except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
             if on_failure == "spool":
                 await self._to_spool(batch, f"write failed ({_reason(exc)})")
-                return
+                return True
             if on_failure == "raise":
                 raise
             waited_s = time.perf_counter() - began
@@ -539,12 +564,13 @@ class RecordWriter:
             item.stats.already_stored += already
             item.stats.identity_changes += changes
             item.stats.positions_stored += stored_positions
-            self._persisted[item.stats.source] = snapshot
+            self._persisted[id(item.stats)] = (item.stats, snapshot)
         _stored(batch)
         self.stats.batches += 1
         self.stats.rows += sum(len(i.positions) + len(i.statics) for i in batch)
         self.stats.last_flush_s = time.perf_counter() - began
         self.stats.total_flush_s += self.stats.last_flush_s
+        return False
 
     async def _write(self, batch: list[_Pending]) -> list[_Result]:
         days: set[date] = set()
@@ -630,7 +656,10 @@ class RecordWriter:
         snapshot = counter_snapshot(item.stats)
         snapshot[("stored", "")] += stored
         snapshot[("already_stored", "")] += already
-        delta = snapshot - self._persisted.get(item.stats.source, Counter())
+        # by stats object, not by name: a spool replay's counts and the live
+        # source's (same name) are each added once
+        persisted = self._persisted.get(id(item.stats))
+        delta = snapshot - (persisted[1] if persisted is not None else Counter())
         if delta:
             await cur.executemany(
                 _ADD_COUNTERS,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from ingest.lines import LineSplitter, split_message
 from ingest.nmea import MAX_LINE_BYTES, Sentence, parse_line
@@ -344,3 +345,88 @@ def test_cli_a_bad_environment_variable_is_named_as_the_variable(tmp_path: Path)
     result = aiswatch("migrate", "--config", str(config), env={"AISWATCH_INGEST__BATCH_ROWS": "many"})
     _one_line(result, 2, "ingest.batch_rows", "environment variable AISWATCH_INGEST__BATCH_ROWS")
     assert str(config) not in result.stderr
+
+
+def _chunk_of(positions: int, start: int, on_stored: Any = None) -> Any:
+    from ingest.sources.live import Chunk
+
+    lines = [
+        b"%s,%d" % (VALID, 1_700_000_000 + i)  # one position each, a second apart
+        for i in range(start, start + positions)
+    ]
+    return Chunk(1_700_100_000.0, lines, on_stored=on_stored)
+
+
+async def test_a_reader_that_fails_still_has_what_it_read_stored_and_acknowledged(db: Database) -> None:
+    """The pump's reader raises after three chunks: the three are stored and
+    acknowledged before the error comes out, none is left decoding."""
+    from aiswatch.pump import pump_chunks
+    from ingest.offload import DecoderProcess
+
+    acknowledged: list[int] = []
+
+    async def chunks() -> Any:
+        for n in range(3):
+            yield _chunk_of(100, n * 100, on_stored=lambda n=n: acknowledged.append(n))
+        raise ConnectionResetError("the feed went away")
+
+    async with DecoderProcess(workers=0) as process, RecordWriter(db, max_delay_s=0.05) as writer:
+        decoder = process.decoder("test:failing", dedup_window_s=0.0)  # one payload, 300 times
+        with pytest.raises(ConnectionResetError):
+            await pump_chunks(chunks(), decoder, writer)
+        assert decoder.in_flight == 0
+    assert acknowledged == [0, 1, 2]
+    assert decoder.stats.stored == 300 and decoder.stats.pending == 0
+
+
+async def test_an_empty_payload_is_acknowledged(db: Database) -> None:
+    """An MQTT payload with no lines (b"", [] from AIS-catcher) still gets its
+    acknowledgement, or it would hold the broker's window for ever."""
+    from aiswatch.pump import pump_chunks
+    from ingest.offload import DecoderProcess
+    from ingest.sources.live import Chunk
+
+    acknowledged: list[str] = []
+
+    async def chunks() -> Any:
+        yield Chunk(1_700_100_000.0, [], on_stored=lambda: acknowledged.append("empty"))
+
+    async with DecoderProcess(workers=0) as process, RecordWriter(db, max_delay_s=0.05) as writer:
+        await pump_chunks(chunks(), process.decoder("test:empty"), writer)
+    assert acknowledged == ["empty"]
+
+
+async def test_a_spooled_archive_batch_replays_without_going_back_to_the_spool(
+    db: Database, tmp_path: Path
+) -> None:
+    """A spooled batch spanning 100 days is replayed in parts of 32 days once
+    the database answers: every part is stored, none spooled again."""
+    spool = Spool(tmp_path / "spool", max_bytes=2**24)
+    days = [
+        _position(i)._replace(ts=datetime(2021, 1, 1, tzinfo=UTC) + timedelta(days=i)) for i in range(100)
+    ]
+    spool.put([("test:archive", days, [])])
+    async with RecordWriter(db, spool=spool, max_delay_s=0.05, retry_s=0.1) as writer:
+        for _ in range(100):
+            if not len(spool):
+                break
+            await asyncio.sleep(0.05)
+    assert len(spool) == 0 and writer.stats.spooled_batches == 0
+    async with db.pool.connection() as conn:
+        assert await (await conn.execute("SELECT count(*) FROM positions")).fetchone() == (100,)
+
+
+async def test_a_partition_dropped_behind_our_back_is_made_again_not_blamed_on_the_data(
+    db: Database,
+) -> None:
+    stats = IngestStats("test:dropped")
+    day = datetime(2022, 5, 17, tzinfo=UTC)
+    stats.lines = 2
+    async with RecordWriter(db, max_delay_s=0.05) as writer:
+        await writer.put(stats, [_position(1)._replace(ts=day)], [])
+    async with db.pool.connection() as conn:
+        await conn.execute("DROP TABLE positions_p20220501_20220601")  # an operator's doing
+        await conn.commit()
+    async with RecordWriter(db, max_delay_s=0.05) as writer:
+        await writer.put(stats, [_position(2)._replace(ts=day + timedelta(hours=1))], [])
+    assert stats.stored == 2 and stats.malformed == {}

@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import time
 from pathlib import Path
 
-from tests.services import OwnPostgres, free_port
+from tests.services import OwnPostgres, free_port, send_datagrams
 from tests.test_bad_input import _children
 from tests.test_live import aiswatch_run, expected, get, stored, tagged
 
@@ -80,10 +79,7 @@ def test_run_starts_spools_and_says_why_while_the_database_is_down(
         _wait_for(health, 60, "/health never answered")
         assert status == 503
         assert json.loads(body)["database"].startswith("unreachable (spooling): cannot connect")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            for start in range(0, len(lines), 5):
-                sender.sendto(b"\n".join(lines[start : start + 5]), ("127.0.0.1", udp))
-                time.sleep(0.0005)
+        send_datagrams(lines, udp)
         _wait_for(lambda: list((tmp_path / "spool").glob("*.batch")), 30, "nothing was spooled")
         own_postgres.start()
         _wait_for(lambda: health() and status == 200, 60, f"the service did not recover: {body}")

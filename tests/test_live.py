@@ -34,7 +34,7 @@ from aiswatch.live import Service, run_service
 from ingest.pipeline import LineDecoder
 from ingest.sources import broker_reader
 from storage.database import Database
-from tests.services import Mosquitto, OwnPostgres, free_port
+from tests.services import Mosquitto, OwnPostgres, free_port, send_datagrams
 from tests.test_bad_input import aiswatch
 
 Key = tuple[int, datetime, int]
@@ -606,13 +606,9 @@ def test_run_serves_health_and_metrics_and_drains_on_sigterm(
                 )
                 time.sleep(0.2)
         assert status == 200 and json.loads(body)["sources"]["rx"]["connected"] is True
-        import socket
 
         lines = feed[:2000]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            for start in range(0, len(lines), 4):
-                sender.sendto(b"\n".join(lines[start : start + 4]), ("127.0.0.1", udp))
-                time.sleep(0.0005)
+        send_datagrams(lines, udp, per_datagram=4, pace_s=0.0005)
         read_all = 'aiswatch_lines_total{outcome="read",reason="",source="udp:rx"} 2000.0'
         deadline = time.monotonic() + 30
         while read_all not in (metrics := get(f"http://127.0.0.1:{http}/metrics")[1]):
@@ -641,7 +637,6 @@ def test_kill_9_while_spooling_then_restart_replays_the_spool(
     (-9): at the next start the spool is replayed, and every position that was
     committed or spooled is in the database, once."""
     import pickle
-    import socket
 
     asyncio.run(migrate(own_postgres.url))
     udp, http = free_port(), free_port()
@@ -674,10 +669,7 @@ def test_kill_9_while_spooling_then_restart_replays_the_spool(
             assert time.monotonic() < deadline
             time.sleep(0.1)
         own_postgres.stop()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            for start in range(0, len(lines), 5):
-                sender.sendto(b"\n".join(lines[start : start + 5]), ("127.0.0.1", udp))
-                time.sleep(0.0005)
+        send_datagrams(lines, udp, pace_s=0.0005)
         deadline = time.monotonic() + 60
         while spooled() != expected(lines):  # every batch failed to connect and went to the spool
             assert time.monotonic() < deadline

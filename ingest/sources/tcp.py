@@ -73,7 +73,7 @@ async def tcp_chunks(
                     log.warning("%s: connection to %s:%d lost (%s)", state.name, host, port, exc)
                     break
                 if not done:
-                    return
+                    break  # stopped
                 if not data:
                     state.failures["closed"] += 1
                     log.warning("%s: %s:%d closed the connection", state.name, host, port)
@@ -83,9 +83,9 @@ async def tcp_chunks(
                 lines = splitter.feed(data)
                 if lines:
                     yield Chunk(now, lines)
-        finally:
+        finally:  # (no yield here: a cancelled generator must not yield on its way out)
             state.connected = False
             writer.close()
-            if last := splitter.flush():
-                yield Chunk(time.time(), last)  # a last line without its newline
+        if last := splitter.flush():
+            yield Chunk(time.time(), last)  # a last line without its newline
         await sleep_unless_stopped(backoff_s(0), stop)  # then reconnect, with backoff if it fails
