@@ -1,6 +1,7 @@
 """CSV archives (MarineCadastre, DMA aisdk, Kystverket) into the database.
 
-The reading is here; the parsing is :mod:`ingest.csvfeeds` (pure). A file is
+The reading is here; the parsing is :mod:`ingest.csvfeeds` (pure), run in the
+decoding process as NMEA decoding is, through the same pump. A file is
 plain, gzip (both read by :func:`ingest.sources.files.read_lines`) or zip,
 whose ``.csv`` members are imported one after the other, each its own source
 (``file:aisdk.zip/aisdk.csv``). Records go into the same writer as a replayed
@@ -18,20 +19,21 @@ from typing import IO, Final
 
 from aiswatch.config import Settings
 from aiswatch.detection import Detection
-from aiswatch.service import new_writer
-from ingest.csvfeeds import CsvDecoder, CsvFormat
+from aiswatch.pump import finish_source, pump_chunks
+from aiswatch.service import decoder_process, new_writer
+from ingest.csvfeeds import CsvFormat
 from ingest.errors import SourceError
 from ingest.lines import LineSplitter
+from ingest.offload import RemoteDecoder
 from ingest.pipeline import IngestStats
 from ingest.sources.files import CHUNK_BYTES, read_lines, source_name
+from ingest.sources.live import Chunk
 from storage.database import Database
 from storage.writer import RecordWriter
 
 log = logging.getLogger(__name__)
 
 ZIP_MAGIC: Final = b"PK\x03\x04"
-#: Rows handed to the writer at a time.
-SLICE_ROWS: Final = 5000
 #: A CSV row longer than this is cut and counted malformed (real rows are a few hundred bytes).
 MAX_ROW_BYTES: Final = 64 * 1024
 
@@ -81,22 +83,29 @@ async def _members(path: str) -> AsyncIterator[tuple[str, AsyncIterator[list[byt
 
 
 async def import_lines(
-    decoder: CsvDecoder,
+    decoder: RemoteDecoder,
     chunks: AsyncIterator[list[bytes]],
     writer: RecordWriter,
     *,
     clock: Callable[[], float] = time.time,
 ) -> IngestStats:
-    """One CSV's lines through ``decoder`` into ``writer``. An unreadable file
+    """One CSV's lines through ``decoder`` (parsing in the decoding process,
+    through the one pump NMEA files take) into ``writer``. An unreadable file
     is an error in the stats, never an exception: the next file still runs."""
-    try:
+
+    async def stamped() -> AsyncIterator[Chunk]:
         async for lines in chunks:
-            for start in range(0, len(lines), SLICE_ROWS):
-                decoder.feed(lines[start : start + SLICE_ROWS], clock())
-                await writer.put(decoder.stats, *decoder.take())
+            yield Chunk(clock(), lines)
+
+    try:
+        await pump_chunks(stamped(), decoder, writer)
     except (SourceError, zipfile.BadZipFile, EOFError, OSError) as exc:
         decoder.stats.errors.append(str(exc))
         log.error("%s: %s", decoder.stats.source, exc)
+    except BaseException:
+        decoder.cancel()
+        raise
+    await finish_source(decoder, writer)
     return decoder.stats
 
 
@@ -111,11 +120,11 @@ async def import_paths(
     """Import CSV archives into ``db``; the stats are final (committed) on
     return. ``results``, if given, receives each file's stats as it starts."""
     results = [] if results is None else results
-    async with new_writer(settings, db, detection) as writer:
+    async with decoder_process(settings) as process, new_writer(settings, db, detection) as writer:
         for path in paths:
             try:
                 async for name, chunks in _members(path):
-                    decoder = CsvDecoder(name, fmt)
+                    decoder = process.decoder(name, csv=True, format=fmt)
                     results.append(decoder.stats)
                     await import_lines(decoder, chunks, writer)
             except SourceError as exc:

@@ -239,6 +239,9 @@ class CsvDecoder:
                 except RowError as exc:
                     stats.note_malformed(exc.reason, 1, self._lineno, str(exc))
 
+    def close(self) -> None:
+        """End of the file: a CSV row is whole on its line, nothing waits."""
+
     def take(self) -> tuple[list[Position], list[StaticReport]]:
         positions, statics = self._positions, self._statics
         self._positions, self._statics = [], []

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
+from ingest.csvfeeds import CsvDecoder
 from ingest.errors import AiswatchError
 from ingest.pipeline import IngestStats, LineDecoder
 from ingest.records import Position, StaticReport
@@ -39,7 +40,7 @@ from ingest.records import Position, StaticReport
 _new = tuple.__new__
 
 #: The child's decoders, by source name (lives in the worker process).
-_DECODERS: dict[str, LineDecoder] = {}
+_DECODERS: dict[str, LineDecoder | CsvDecoder] = {}
 
 Chunk = tuple[IngestStats, list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
@@ -74,13 +75,18 @@ def _exit_with_parent(sentinel: int) -> None:
     os._exit(0)
 
 
-def _decode(
-    source: str, options: dict[str, float], lines: list[bytes], received: float, close: bool
-) -> Chunk:
+def _new_decoder(source: str, options: dict[str, Any]) -> LineDecoder | CsvDecoder:
+    """NMEA lines, or with ``csv=True`` a CSV archive (``format``: its layout, None: from the header)."""
+    if options.get("csv"):
+        return CsvDecoder(source, options.get("format"))
+    return LineDecoder(source, **options)
+
+
+def _decode(source: str, options: dict[str, Any], lines: list[bytes], received: float, close: bool) -> Chunk:
     """Runs in the worker: feed one chunk to the source's decoder."""
     decoder = _DECODERS.get(source)
     if decoder is None:
-        decoder = _DECODERS[source] = LineDecoder(source, **options)
+        decoder = _DECODERS[source] = _new_decoder(source, options)
     decoder.feed(lines, received)
     if close:
         decoder.close()
@@ -160,12 +166,13 @@ class DecoderProcess:
             return None
         return await asyncio.get_running_loop().run_in_executor(self._executor, peak_rss_kib)
 
-    def decoder(self, source: str, **options: float) -> RemoteDecoder:
-        """A decoder for ``source`` (options as for :class:`LineDecoder`)."""
+    def decoder(self, source: str, **options: Any) -> RemoteDecoder:
+        """A decoder for ``source`` (options as for :class:`LineDecoder`, or
+        ``csv=True`` and ``format`` for :class:`~ingest.csvfeeds.CsvDecoder`)."""
         return RemoteDecoder(self, source, options)
 
     async def _run(
-        self, source: str, options: dict[str, float], lines: list[bytes], received: float, close: bool
+        self, source: str, options: dict[str, Any], lines: list[bytes], received: float, close: bool
     ) -> Chunk:
         if self._executor is None:
             return _decode(source, options, lines, received, close)
@@ -186,7 +193,7 @@ class RemoteDecoder:
     parent read and write while the child decodes.
     """
 
-    def __init__(self, process: DecoderProcess, source: str, options: dict[str, float]) -> None:
+    def __init__(self, process: DecoderProcess, source: str, options: dict[str, Any]) -> None:
         self._process = process
         self._options = options
         self.stats = IngestStats(source)
