@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from aiswatch import __version__
+from aiswatch import __version__, cli_alerts
 from aiswatch.config import Settings, load_settings
 from aiswatch.live import run_service
 from aiswatch.logs import setup_logging
@@ -44,6 +44,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(cli_alerts.app, name="alerts")
 log = logging.getLogger("aiswatch")
 
 T = TypeVar("T")

@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from alerts.settings import AlertSettings
 from detectors.rules import DetectorRules
 from ingest.errors import ConfigError
 
@@ -186,6 +187,8 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     detectors: DetectorSettings = DetectorSettings()
     service: ServiceSettings = ServiceSettings()
+    #: Alerts and the daily digest (alerts/settings.py).
+    alerts: AlertSettings = AlertSettings()
     #: The live feeds ``aiswatch run`` reads (TOML: ``[[sources]]`` tables with a ``kind``).
     sources: list[Source] = Field(default_factory=list)
 
