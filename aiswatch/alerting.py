@@ -5,18 +5,26 @@ the watchlist's identifiers and the watched ports."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
 from aiswatch.config import Settings
 from aiswatch.views import describe
+from alerts import store
 from alerts.dispatcher import Dispatcher, LeaderJob
 from alerts.message import AlertWriter
 from alerts.routing import Router, VesselFacts, WatchedPort
+from alerts.store import ChannelCounts
 from detectors.watchlist import load_watchlist
 from detectors.zones import DEFAULT_ZONES, load_zones
 from storage.database import Database
+
+log = logging.getLogger(__name__)
 
 
 def zones_path(settings: Settings) -> Path:
@@ -51,6 +59,34 @@ def watchlist_facts(settings: Settings) -> dict[str, VesselFacts]:
     }  # fmt: skip
 
 
+def alert_metrics(dispatcher: Dispatcher) -> Iterator[Metric]:
+    """/metrics: deliveries sent, failed (dead-lettered) and pending per
+    channel, and the age of the oldest undelivered alert."""
+    stats = dispatcher.stats
+    families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+        "sent": CounterMetricFamily("aiswatch_alerts_sent", "Alert deliveries sent", labels=["channel"]),
+        "failed": CounterMetricFamily(
+            "aiswatch_alerts_failed", "Alert deliveries given up (dead letters)", labels=["channel"]
+        ),
+        "pending": GaugeMetricFamily(
+            "aiswatch_alerts_pending", "Alert deliveries waiting", labels=["channel"]
+        ),
+    }
+    for channel in sorted(set(dispatcher.senders) | set(stats.counts)):
+        counts = stats.counts.get(channel, ChannelCounts())
+        for name, family in families.items():
+            family.add_metric([channel], getattr(counts, name))
+    yield from families.values()
+    yield GaugeMetricFamily(
+        "aiswatch_alerts_oldest_undelivered_age_seconds",
+        "Age of the oldest alert not yet delivered (queued, or still in the outbox)",
+        value=dispatcher.oldest_undelivered_age_s(),
+    )
+    yield GaugeMetricFamily(
+        "aiswatch_alerts_sender", "1 when this instance is the alert sender", value=float(stats.leader)
+    )
+
+
 def new_dispatcher(settings: Settings, db: Database, jobs: Sequence[LeaderJob] = ()) -> Dispatcher:
     return Dispatcher(
         settings.alerts, db.url, db.pool, writer=alert_writer(settings),
@@ -59,6 +95,27 @@ def new_dispatcher(settings: Settings, db: Database, jobs: Sequence[LeaderJob] =
     )  # fmt: skip
 
 
-async def run_alerts(dispatcher: Dispatcher, stop: asyncio.Event) -> None:
-    """The service's alerts task: the dispatcher (already entered) until ``stop``."""
-    await dispatcher.run(stop)
+async def deliver_now(
+    settings: Settings, db: Database, *, timeout_s: float = 120
+) -> list[tuple[str, str, str]]:
+    """Run the dispatcher until the outbox is folded and every delivery is
+    sent or given up (the demo, ``aiswatch digest --send``); return
+    (channel, subject, text) of what was sent meanwhile."""
+    began = datetime.now(UTC)
+    stop = asyncio.Event()
+    async with new_dispatcher(settings, db) as dispatcher:
+        task = asyncio.create_task(dispatcher.run(stop))
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not task.done():
+                    async with db.pool.connection() as conn:
+                        if await store.settled(conn):
+                            break
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            log.warning("alerts: not everything was delivered within %.0f s; the rest waits", timeout_s)
+        finally:
+            stop.set()
+            await task
+    async with db.pool.connection() as conn:
+        return await store.sent_since(conn, began)

@@ -237,9 +237,11 @@ async def _demo(settings: Settings) -> None:
             )
             async with db.pool.connection() as conn:
                 events = await find_events(conn, since=SCENARIO_START)
+            demo_alerts = await cli_alerts.demo_alerts(settings, db)
     typer.echo(render_stats(scenario_stats))
     if detection is not None:
         typer.echo(render_detection(detection))
+    typer.echo(demo_alerts)
     typer.echo("\nEvents (aiswatch events):\n")
     typer.echo(events_table(events))
     typer.echo("\nPort calls (aiswatch port-calls):\n")

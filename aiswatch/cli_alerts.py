@@ -11,15 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from aiswatch.alerting import new_dispatcher
+from aiswatch.alerting import deliver_now, new_dispatcher
 from aiswatch.config import Settings
 from aiswatch.service import open_database
 from alerts import store
 from alerts.channels import open_channels, secrets_of
 from alerts.errors import ChannelError
 from alerts.message import Message
-from alerts.settings import redact, redactor
+from alerts.settings import FileChannel, redact, redactor
 from ingest.errors import AiswatchError, ConfigError
+from storage.database import Database
 
 app = typer.Typer(help="Alerts: test a channel, list deliveries, run the dispatcher.", no_args_is_help=True)
 
@@ -155,3 +156,30 @@ async def _dispatch(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with open_database(settings) as db, new_dispatcher(settings, db) as d:
         await d.run(stop)
+
+
+def demo_settings(settings: Settings) -> tuple[Settings, Path | None]:
+    """The demo's alert settings: the configured channels, or (none
+    configured) ``pager`` and ``review`` as one JSON-lines file; no group wait."""
+    alerts = settings.alerts
+    update: dict[str, Any] = {"group_wait_s": 0.0}
+    path = None
+    if not alerts.channels:
+        path = settings.data_dir / "demo-alerts.jsonl"
+        update["channels"] = [FileChannel(kind="file", name=name, path=path) for name in ("pager", "review")]
+    return settings.model_copy(update={"alerts": alerts.model_copy(update=update)}), path
+
+
+async def demo_alerts(settings: Settings, db: Database) -> str:
+    """What the demo's alerts say: each one sent now, and where they went."""
+    demo, path = demo_settings(settings)
+    sent = await deliver_now(demo, db)
+    where = f"the file channel: {path}" if path else "the configured channels"
+    out = [f"\nAlerts sent (aiswatch alerts log) through {where}:\n"]
+    if not sent:
+        out.append("no new alerts: the scenario's were sent before (a delivered alert is never sent twice)")
+    for channel, subject, text in sent:
+        out.append(f"[{channel}] {subject}")
+        out.extend(f"    {line}" for line in text.splitlines()[1:] if line)
+        out.append("")
+    return "\n".join(out)

@@ -21,6 +21,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from aiswatch.alerting import new_dispatcher
 from aiswatch.config import (
     AisstreamSource,
     FileSource,
@@ -33,6 +34,7 @@ from aiswatch.config import (
 from aiswatch.detection import Detection, engine_factory
 from aiswatch.http import serve_http
 from aiswatch.service import decoder_process, new_decoder, open_database
+from alerts.dispatcher import Dispatcher
 from ingest.errors import ConfigError
 from ingest.offload import RemoteDecoder
 from ingest.pipeline import IngestStats
@@ -69,6 +71,7 @@ class Service:
     writer: RecordWriter | None = None
     spool: Spool | None = None
     detection: Detection | None = None
+    alerts: Dispatcher | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -257,6 +260,8 @@ async def run_service(
                 retry_s=settings.service.spool_retry_s,
             )
         )
+        if settings.alerts.enabled:
+            service.alerts = await stack.enter_async_context(new_dispatcher(settings, db))
         decoders = []
         for source in sources:
             decoder = new_decoder(settings, process, source.stats.source)
@@ -269,6 +274,8 @@ async def run_service(
                 )
             if settings.service.http_port:
                 group.create_task(serve_http(service, settings, stop), name="http")
+            if service.alerts is not None:
+                group.create_task(service.alerts.run(stop), name="alerts")
             if started is not None:
                 started(service)
             log.info("aiswatch: running %d sources", len(sources))

@@ -101,9 +101,11 @@ class ChannelWorker:
         self.sent = 0
         self.dead_lettered = 0
 
-    async def run(self) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` (checked on every turn, besides cancellation, which
+        the pool's connection wait can swallow)."""
         name = self.sender.name
-        while True:
+        while not stop.is_set():
             async with self.pool.connection() as conn:
                 delivery = await store.next_delivery(conn, name)
             if delivery is None:

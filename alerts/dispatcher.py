@@ -16,6 +16,7 @@ lost leadership: everything the leader runs is cancelled and it stands by.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -51,7 +52,9 @@ def utcnow() -> datetime:
 class LeaderJob(Protocol):
     """Something only the leader runs (the digest): until cancelled."""
 
-    async def run(self, pool: AsyncConnectionPool, wake: Callable[[Sequence[str]], None]) -> None: ...
+    async def run(
+        self, pool: AsyncConnectionPool, wake: Callable[[Sequence[str]], None], stop: asyncio.Event
+    ) -> None: ...
 
 
 @dataclass
@@ -121,10 +124,12 @@ class Dispatcher:
         await self._stack.aclose()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Stand by, lead when elected, until ``stop``. (Each loop also checks
+        ``stop`` itself: psycopg's connect can swallow a cancellation.)"""
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(self._stand_by(), name="alerts leader"),
-                group.create_task(self._refresh_stats(), name="alerts stats"),
+                group.create_task(self._stand_by(stop), name="alerts leader"),
+                group.create_task(self._refresh_stats(stop), name="alerts stats"),
             ]
             await stop.wait()
             for task in tasks:
@@ -137,15 +142,13 @@ class Dispatcher:
 
     # -- leadership --------------------------------------------------------
 
-    async def _stand_by(self) -> None:
+    async def _stand_by(self, stop: asyncio.Event) -> None:
         delay = self.settings.standby_poll_s
-        while True:
+        announced = False
+        while not stop.is_set():
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self.url,
-                    autocommit=True,
-                    connect_timeout=10,
-                    application_name=self.application_name,
+                    self.url, autocommit=True, connect_timeout=10, application_name=self.application_name
                 )
             except psycopg.Error as exc:
                 log.warning("alerts: cannot reach the database for the sender lock (%s)", _reason(exc))
@@ -153,29 +156,40 @@ class Dispatcher:
                 continue
             try:
                 async with conn:
-                    while not await _try_lock(conn):  # noqa: ASYNC110 - the lock is in the database
+                    while not stop.is_set() and not await _try_lock(conn):
+                        if not announced:
+                            log.info("alerts: another instance is the sender; standing by")
+                            announced = True
                         await asyncio.sleep(delay)
-                    await self._lead(conn)
+                    if not stop.is_set():
+                        await self._lead(conn, stop)
             except psycopg.Error as exc:
                 log.warning("alerts: lost the sender's connection (%s); standing by", _reason(exc))
             finally:
                 self.stats.leader = False
-            await asyncio.sleep(delay)
+            if not stop.is_set():
+                await asyncio.sleep(delay)
 
-    async def _lead(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _lead(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         self.stats.leader = True
         log.info("alerts: this instance is the sender (%d channels)", len(self.workers))
         await conn.execute(f"LISTEN {store.OUTBOX_CHANNEL}")
         async with asyncio.TaskGroup() as group:
-            for name, worker in self.workers.items():
-                group.create_task(worker.run(), name=f"alerts channel {name}")
-            for job in self.jobs:
-                group.create_task(job.run(self.pool, self.wake), name="alerts job")
-            await self._plan_forever(conn)
+            tasks = [
+                group.create_task(w.run(stop), name=f"alerts channel {n}") for n, w in self.workers.items()
+            ]
+            tasks += [
+                group.create_task(job.run(self.pool, self.wake, stop), name="alerts job") for job in self.jobs
+            ]
+            try:
+                await self._plan_forever(conn, stop)
+            finally:
+                for task in tasks:
+                    task.cancel()
 
-    async def _plan_forever(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _plan_forever(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         poll_s = self.settings.poll_s
-        while True:
+        while not stop.is_set():
             next_due = await self.plan_once()
             timeout = poll_s
             if next_due is not None:
@@ -235,8 +249,8 @@ class Dispatcher:
             return now  # more waits: look again at once
         return result.next_due
 
-    async def _refresh_stats(self) -> None:
-        while True:
+    async def _refresh_stats(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             try:
                 async with self.pool.connection() as conn:
                     self.stats.counts = await store.delivery_counts(conn)
@@ -244,7 +258,8 @@ class Dispatcher:
                 self.stats.refreshed_at = self.clock()
             except psycopg.Error as exc:
                 log.warning("alerts: cannot read the delivery counts (%s)", _reason(exc))
-            await asyncio.sleep(max(self.settings.poll_s, 2.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(self.settings.poll_s, 2.0))
 
     def oldest_undelivered_age_s(self) -> float:
         """Age of the oldest alert not yet delivered (queued or still in the outbox)."""

@@ -221,3 +221,24 @@ async def record_digest(
         (day, list(channels), summary),
     )
     return await cur.fetchone() is not None
+
+
+async def sent_since(conn: Conn, since: datetime) -> list[tuple[str, str, str]]:
+    """(channel, subject, text) of what was sent since ``since``, in queue order."""
+    cur = await conn.execute(
+        "SELECT channel, subject, message->>'text' FROM alert_deliveries"
+        " WHERE sent_at >= %s ORDER BY created_at, channel, id",
+        (since,),
+    )
+    return list(await cur.fetchall())
+
+
+async def settled(conn: Conn) -> bool:
+    """Is the outbox folded and every delivery sent or given up?"""
+    row = await (
+        await conn.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM event_outbox WHERE delivered_at IS NULL)"
+            " AND NOT EXISTS (SELECT 1 FROM alert_deliveries WHERE sent_at IS NULL AND failed_at IS NULL)"
+        )
+    ).fetchone()
+    return bool(row and row[0])
