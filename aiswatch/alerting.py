@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -16,9 +16,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from aiswatch.config import Settings
 from aiswatch.views import describe
 from alerts import store
+from alerts.digest import Digest, render_digest
+from alerts.digest_map import draw_map
 from alerts.dispatcher import Dispatcher, LeaderJob
-from alerts.message import AlertWriter
+from alerts.message import AlertWriter, Message
 from alerts.routing import Router, VesselFacts, WatchedPort
+from alerts.schedule import DigestJob, Render
 from alerts.store import ChannelCounts
 from detectors.watchlist import load_watchlist
 from detectors.zones import DEFAULT_ZONES, load_zones
@@ -87,11 +90,31 @@ def alert_metrics(dispatcher: Dispatcher) -> Iterator[Metric]:
     )
 
 
-def new_dispatcher(settings: Settings, db: Database, jobs: Sequence[LeaderJob] = ()) -> Dispatcher:
+def digest_renderer(settings: Settings) -> Render:
+    """Digest to message: the map drawn over the port zones and, when
+    aiswatch ships one, the coastline."""
+    zones, coastline = zones_path(settings), coastline_path()
+
+    def render(digest: Digest, image_src: str) -> Message:
+        png = draw_map(digest, zones, coastline)
+        return render_digest(digest, describe, png=png, image_src=image_src)
+
+    return render
+
+
+def digest_jobs(settings: Settings) -> list[LeaderJob]:
+    """The daily digest, when it has channels or a folder to go to."""
+    digest = settings.alerts.digest
+    if not digest.channels and digest.out_dir is None:
+        return []
+    return [DigestJob(digest, digest_renderer(settings))]
+
+
+def new_dispatcher(settings: Settings, db: Database, *, with_digest: bool = True) -> Dispatcher:
     return Dispatcher(
         settings.alerts, db.url, db.pool, writer=alert_writer(settings),
         router=Router(settings.alerts.active_rules, watched_ports(settings)),
-        entries=watchlist_facts(settings), jobs=jobs,
+        entries=watchlist_facts(settings), jobs=digest_jobs(settings) if with_digest else (),
     )  # fmt: skip
 
 
@@ -103,7 +126,7 @@ async def deliver_now(
     (channel, subject, text) of what was sent meanwhile."""
     began = datetime.now(UTC)
     stop = asyncio.Event()
-    async with new_dispatcher(settings, db) as dispatcher:
+    async with new_dispatcher(settings, db, with_digest=False) as dispatcher:
         task = asyncio.create_task(dispatcher.run(stop))
         try:
             async with asyncio.timeout(timeout_s):

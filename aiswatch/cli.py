@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -45,6 +45,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cli_alerts.app, name="alerts")
+app.command()(cli_alerts.digest)
 log = logging.getLogger("aiswatch")
 
 T = TypeVar("T")
@@ -238,6 +239,9 @@ async def _demo(settings: Settings) -> None:
             async with db.pool.connection() as conn:
                 events = await find_events(conn, since=SCENARIO_START)
             demo_alerts = await cli_alerts.demo_alerts(settings, db)
+            demo_digest = await cli_alerts.demo_digest(
+                settings, db, SCENARIO_START.date() + timedelta(days=2)
+            )
     typer.echo(render_stats(scenario_stats))
     if detection is not None:
         typer.echo(render_detection(detection))
@@ -246,6 +250,7 @@ async def _demo(settings: Settings) -> None:
     typer.echo(events_table(events))
     typer.echo("\nPort calls (aiswatch port-calls):\n")
     typer.echo(port_calls_table([e for e, _, _ in events if e.kind == "port_call"]))
+    typer.echo(demo_digest)
 
 
 def _time(value: str | None, option: str) -> datetime | None:

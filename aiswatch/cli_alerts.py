@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 
-from aiswatch.alerting import deliver_now, new_dispatcher
+from aiswatch.alerting import deliver_now, digest_renderer, new_dispatcher
 from aiswatch.config import Settings
 from aiswatch.service import open_database
 from alerts import store
 from alerts.channels import open_channels, secrets_of
+from alerts.digest import collect, summary_line
 from alerts.errors import ChannelError
 from alerts.message import Message
+from alerts.schedule import queue_digest, write_digest
 from alerts.settings import FileChannel, redact, redactor
 from ingest.errors import AiswatchError, ConfigError
 from storage.database import Database
@@ -183,3 +186,63 @@ async def demo_alerts(settings: Settings, db: Database) -> str:
         out.extend(f"    {line}" for line in text.splitlines()[1:] if line)
         out.append("")
     return "\n".join(out)
+
+
+def digest(
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="The day (YYYY-MM-DD); default: yesterday in digest.timezone."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write HTML, PNG and text here.")] = None,
+    send: Annotated[bool, typer.Option("--send", help="Send it to alerts.digest.channels.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Render (or send) any day's digest: port calls, dark gaps, identity
+    changes, the watched ships' last positions, and the map."""
+    try:
+        settings = _settings(config)
+        zone = ZoneInfo(settings.alerts.digest.timezone)
+        try:
+            when = (
+                date.fromisoformat(day)
+                if day
+                else (datetime.now(UTC).astimezone(zone) - timedelta(days=1)).date()
+            )
+        except ValueError:
+            raise typer.BadParameter(f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date") from None
+        if send and not settings.alerts.digest.channels:
+            raise ConfigError(
+                "setting alerts.digest.channels: no channel to send the digest to",
+                setting="alerts.digest.channels",
+            )
+        lines = asyncio.run(_digest(settings, when, out, send))
+    except AiswatchError as exc:
+        raise _fail(exc) from None
+    typer.echo("\n".join(lines))
+
+
+async def _digest(settings: Settings, day: date, out: Path | None, send: bool) -> list[str]:
+    render = digest_renderer(settings)
+    lines = []
+    async with open_database(settings) as db:
+        if out is not None or not send:
+            folder = out or settings.alerts.digest.out_dir or Path.cwd()
+            async with db.pool.connection() as conn:
+                found = await collect(conn, day, settings.alerts.digest.timezone)
+            path = await asyncio.to_thread(write_digest, folder, found, render)
+            lines += [summary_line(found), f"digest written to {path} (map: {path.with_suffix('.png')})"]
+        if send:
+            if not await queue_digest(db.pool, day, settings.alerts.digest, render):
+                lines.append(f"the digest of {day} was sent before: not sent again")
+            for channel, subject, _ in await deliver_now(settings, db):
+                lines.append(f"sent to {channel}: {subject}")
+    return lines
+
+
+async def demo_digest(settings: Settings, db: Database, day: date) -> str:
+    """The demo's digest of ``day``, as files under the data folder."""
+    async with db.pool.connection() as conn:
+        found = await collect(conn, day, "UTC")
+    folder = settings.data_dir / "digest"
+    path = await asyncio.to_thread(write_digest, folder, found, digest_renderer(settings))
+    return f"\nThe digest of {day} (aiswatch digest --date {day}): {path}\n  {summary_line(found)}"
