@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiswatch.config import load_settings
 from aiswatch.views import describe
 from alerts.folding import Announced, plan
 from alerts.message import AlertWriter, headline
@@ -16,6 +20,7 @@ from ingest.records import Event
 
 T0 = datetime(2024, 3, 11, 6, 2, tzinfo=UTC)
 RAJIN = WatchedPort("Rajin", 42.245, 130.30)
+EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "aiswatch.example.toml"
 
 
 def call(state: str = "open", **details: object) -> Event:
@@ -134,3 +139,25 @@ def test_a_backlog_folds_into_one_message_per_group_and_loses_nothing(rows: list
     assert result.consumed == list(range(len(rows)))
     per_channel = sum(len(m.notices) for m in result.messages if m.channel == "pager")
     assert per_channel == len(rows)
+
+
+def test_the_example_alert_settings_load_once_uncommented(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("AISWATCH_CONFIG", raising=False)
+    text = (Path(__file__).resolve().parents[1] / "deploy" / "aiswatch.example.toml").read_text()
+    head, rest = text.split("[alerts]", 1)
+    alerts, tail = rest.split("# Live sources", 1)
+    lines = [
+        line[2:]
+        if line.startswith(("# [[alerts", "# name", "# kind")) or re.match(r"# \w+ = ", line)
+        else line
+        for line in alerts.splitlines()
+    ]
+    config = tmp_path / "aiswatch.toml"
+    config.write_text(head + "[alerts]" + "\n".join(lines) + "\n# Live sources" + tail)
+    settings = load_settings(config).alerts
+    assert [c.kind for c in settings.channels] == ["email", "apprise", "webhook", "file"]
+    assert [r.name for r in settings.active_rules] == ["lady-r-anything"]
+    assert settings.digest.out_dir == Path("/var/lib/aiswatch/digests")
+    assert load_settings(EXAMPLE).alerts.active_rules == DEFAULT_RULES
