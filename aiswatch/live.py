@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -35,6 +34,7 @@ from aiswatch.detection import Detection, engine_factory
 from aiswatch.http import serve_http
 from aiswatch.service import decoder_process, new_decoder, open_database
 from alerts.dispatcher import Dispatcher
+from alerts.settings import secret as _secret
 from ingest.errors import ConfigError
 from ingest.offload import RemoteDecoder
 from ingest.pipeline import IngestStats
@@ -73,15 +73,6 @@ class Service:
     detection: Detection | None = None
     alerts: Dispatcher | None = None
     started_at: float = field(default_factory=time.time)
-
-
-def _secret(env: str | None, setting: str) -> str | None:
-    if env is None:
-        return None
-    value = os.environ.get(env)
-    if value is None:
-        raise ConfigError(f"setting {setting}: the environment variable {env} is not set", setting=setting)
-    return value
 
 
 def chunks_of(source: LiveSource, stop: asyncio.Event) -> AsyncIterator[Chunk]:

@@ -143,18 +143,18 @@ class Dispatcher:
     # -- leadership --------------------------------------------------------
 
     async def _stand_by(self, stop: asyncio.Event) -> None:
-        delay = self.settings.standby_poll_s
+        """Try for the lock; lead while holding it. Whatever fails while
+        leading (the database away, a channel's bug) is logged and the
+        instance stands by again: the dispatcher never stops the service."""
+        failures = 0
         announced = False
         while not stop.is_set():
+            delay = self.settings.standby_poll_s
             try:
                 conn = await psycopg.AsyncConnection.connect(
                     self.url, autocommit=True, connect_timeout=10, application_name=self.application_name
                 )
-            except psycopg.Error as exc:
-                log.warning("alerts: cannot reach the database for the sender lock (%s)", _reason(exc))
-                await asyncio.sleep(delay)
-                continue
-            try:
+                failures = 0
                 async with conn:
                     while not stop.is_set() and not await _try_lock(conn):
                         if not announced:
@@ -163,12 +163,18 @@ class Dispatcher:
                         await asyncio.sleep(delay)
                     if not stop.is_set():
                         await self._lead(conn, stop)
-            except psycopg.Error as exc:
-                log.warning("alerts: lost the sender's connection (%s); standing by", _reason(exc))
+            except Exception as exc:  # see the docstring
+                failures += 1
+                delay = min(30.0, delay * 2**failures)
+                log.warning(
+                    "alerts: not the sender for now (%s); trying again in %.0f s", _reason(exc), delay
+                )
+                log.debug("alerts: details", exc_info=exc)
             finally:
                 self.stats.leader = False
             if not stop.is_set():
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
 
     async def _lead(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         self.stats.leader = True
@@ -275,5 +281,7 @@ async def _try_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__

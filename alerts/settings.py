@@ -152,7 +152,7 @@ class AlertSettings(BaseModel):
     #: Unset: :data:`DEFAULT_RULES`.
     rules: list[Rule] | None = None
     #: A group (channel, vessel, kind) waits this long for more before its first message...
-    group_wait_s: float = Field(30.0, ge=0)
+    group_wait_s: float = Field(0.0, ge=0)
     #: ...and sends at most one message per this long (the cool-down); what comes meanwhile is folded.
     repeat_interval_s: float = Field(900.0, ge=0)
     #: A delivery still failing this long after it was queued is dead-lettered.

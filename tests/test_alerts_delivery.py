@@ -5,6 +5,7 @@ dead letters."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -235,3 +236,39 @@ async def test_refused_and_long_failing_deliveries_are_dead_lettered_and_listed(
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("FAILED") == 2 and "HTTP 400" in listed.stdout and "HTTP 503" in listed.stdout
+
+
+async def test_alerts_test_sends_one_message_and_pending_shows_what_waits(
+    db: Database, receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    config = tmp_path / "aiswatch.toml"
+    config.write_text(
+        f'database_url = "{db.url}"\n[alerts]\n'
+        f'channels = [{{ kind = "webhook", name = "hook", url = "{receiver.url}/hook",'
+        ' secret_env = "TEST_KEY" }]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AISWATCH_")} | {"TEST_KEY": "k3y-k3y-k3y"}
+
+    async def aiswatch(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aiswatch", *args, "--config", str(config), env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, _ = await aiswatch("alerts", "test", "hook")
+    assert code == 0 and out.startswith("hook: sent")
+    (request,) = receiver.requests
+    assert json.loads(request.body)["type"] == "test" and verify(
+        b"k3y-k3y-k3y", request.headers, request.body
+    )
+    code, _, err = await aiswatch("alerts", "test", "nope")
+    assert code == 2 and "no channel 'nope'" in err and "Traceback" not in err
+    receiver.script = [(503, {})]
+    code, _, err = await aiswatch("alerts", "test", "hook")
+    assert code == 1 and "HTTP 503" in err and "k3y-k3y-k3y" not in err
+    await put_events(db, [port_call()])
+    code, out, _ = await aiswatch("alerts", "pending")
+    assert code == 0 and "outbox rows not yet folded into alerts: 1" in out
