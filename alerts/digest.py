@@ -85,15 +85,16 @@ def day_window(day: date, zone: str) -> tuple[datetime, datetime]:
 
 
 def due_days(
-    now: datetime, at: time, zone: str, done: set[date], *, catch_up_days: int, first: bool
+    now: datetime, at: time, zone: str, done: set[date], *, catch_up_days: int, since: date | None
 ) -> list[date]:
     """The days whose digest is due at ``now`` and not yet sent, oldest
     first: yesterday's once ``at`` has passed today (local time), and missed
-    days up to ``catch_up_days`` back; on the very first run, only the latest."""
+    days up to ``catch_up_days`` back, but none before ``since`` (the first
+    day ever sent; None: nothing sent yet, so only the latest)."""
     local = now.astimezone(ZoneInfo(zone))
     latest = local.date() - timedelta(days=1 if local.time() >= at else 2)
-    days = [latest - timedelta(days=k) for k in range(0 if first else catch_up_days, -1, -1)]
-    return [d for d in days if d not in done]
+    days = [latest - timedelta(days=k) for k in range(catch_up_days if since else 0, -1, -1)]
+    return [d for d in days if d not in done and (since is None or d >= since)]
 
 
 def _thin(track: Track) -> Track:

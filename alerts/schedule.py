@@ -88,10 +88,10 @@ class DigestJob:
         now = self.clock()
         async with pool.connection() as conn:
             done = await store.digest_days(conn, now.date() - timedelta(days=s.catch_up_days + 3))
-            row = await (await conn.execute("SELECT EXISTS (SELECT 1 FROM digest_runs)")).fetchone()
-        first = not (row and row[0])
+            row = await (await conn.execute("SELECT min(day) FROM digest_runs")).fetchone()
+        since = None if row is None else row[0]
         queued = []
-        for day in due_days(now, s.at, s.timezone, done, catch_up_days=s.catch_up_days, first=first):
+        for day in due_days(now, s.at, s.timezone, done, catch_up_days=s.catch_up_days, since=since):
             if await queue_digest(pool, day, s, self.render):
                 queued.append(day)
         if queued:
@@ -104,9 +104,10 @@ class DigestJob:
         s = self.settings
         await self.catch_up(pool, wake)
         scheduler = AsyncIOScheduler(timezone=s.timezone)
+        daily = CronTrigger(hour=s.at.hour, minute=s.at.minute, second=s.at.second, timezone=s.timezone)
         scheduler.add_job(
-            self.catch_up, CronTrigger(hour=s.at.hour, minute=s.at.minute, timezone=s.timezone),
-            args=(pool, wake), id="digest", misfire_grace_time=3600, coalesce=True, max_instances=1,
+            self.catch_up, daily, args=(pool, wake), id="digest", misfire_grace_time=3600, coalesce=True,
+            max_instances=1,
         )  # fmt: skip
         scheduler.start()
         log.info("digest: daily at %s (%s)", s.at.strftime("%H:%M"), s.timezone)

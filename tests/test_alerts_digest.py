@@ -5,10 +5,11 @@ delivery by email with the map inline."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from html.parser import HTMLParser
 from io import BytesIO
 from pathlib import Path
@@ -25,7 +26,7 @@ from alerts.schedule import DigestJob
 from ingest.records import Event
 from storage.database import Database
 from tests.alert_servers import PASSWORD, USER, SmtpServer
-from tests.alerting import rows, with_alerts
+from tests.alerting import all_sent, rows, run_until, with_alerts
 from tests.detecting import decode, replay, scenario_lines
 
 DAY = date(2024, 3, 12)
@@ -122,17 +123,21 @@ async def test_a_scenario_days_digest_lists_exactly_its_port_calls_and_gaps_with
 def test_due_days_catch_up_what_was_missed_and_nothing_twice() -> None:
     at = time(7, 0)
     now = datetime(2024, 3, 14, 8, 0, tzinfo=UTC)
-    assert due_days(now, at, "UTC", set(), catch_up_days=3, first=True) == [date(2024, 3, 13)]
+    assert due_days(now, at, "UTC", set(), catch_up_days=3, since=None) == [date(2024, 3, 13)]
     done = {date(2024, 3, 10)}
-    assert due_days(now, at, "UTC", done, catch_up_days=3, first=False) == [
+    assert due_days(now, at, "UTC", done, catch_up_days=3, since=date(2024, 3, 1)) == [
         date(2024, 3, 11), date(2024, 3, 12), date(2024, 3, 13),
     ]  # fmt: skip
     before = datetime(2024, 3, 14, 6, 0, tzinfo=UTC)  # today's is not due yet
-    assert due_days(before, at, "UTC", done, catch_up_days=3, first=False)[-1] == date(2024, 3, 12)
+    assert due_days(before, at, "UTC", done, catch_up_days=3, since=date(2024, 3, 1))[-1] == date(2024, 3, 12)
     # 23:30 UTC on the 13th is 08:30 on the 14th in Vladivostok: the 13th (there) is due
     late = datetime(2024, 3, 13, 23, 30, tzinfo=UTC)
-    assert due_days(late, at, "Asia/Vladivostok", set(), catch_up_days=0, first=True) == [date(2024, 3, 13)]
-    assert due_days(now, at, "UTC", {date(2024, 3, 13)}, catch_up_days=0, first=False) == []
+    assert due_days(late, at, "Asia/Vladivostok", set(), catch_up_days=0, since=None) == [date(2024, 3, 13)]
+    assert due_days(now, at, "UTC", {date(2024, 3, 13)}, catch_up_days=0, since=date(2024, 3, 13)) == []
+    # never before the first day ever sent
+    assert due_days(now, at, "UTC", {date(2024, 3, 12)}, catch_up_days=3, since=date(2024, 3, 12)) == [
+        date(2024, 3, 13)
+    ]
 
 
 async def test_missed_digests_are_sent_on_return_once_by_email_with_the_map_inline(
@@ -204,3 +209,31 @@ async def test_the_digest_command_writes_any_days_html_and_map(
     )  # fmt: skip
     _, err = await bad.communicate()
     assert bad.returncode != 0 and "not a date" in err.decode() and "Traceback" not in err.decode()
+
+
+async def test_the_cron_trigger_sends_the_day_that_falls_due_and_the_start_catches_up(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    if (now.hour, now.minute) == (23, 59):  # the day must not turn during the test
+        await asyncio.sleep(70)
+        now = datetime.now(UTC)
+    at = (now + timedelta(seconds=4)).time().replace(microsecond=0)  # APScheduler fires in 4 s
+    out = tmp_path / "desk.jsonl"
+    settings = with_alerts(
+        settings, channels=[{"kind": "file", "name": "desk", "path": str(out)}],
+        digest={"channels": ["desk"], "at": at.isoformat(), "timezone": "UTC"},
+    )  # fmt: skip
+    today = now.date()
+
+    async def days() -> list[date]:
+        return [d for (d,) in await rows(db, "SELECT day FROM digest_runs ORDER BY day")]
+
+    async def both_sent() -> bool:
+        return (
+            await days() == [today - timedelta(days=2), today - timedelta(days=1)] and await all_sent(db, 2)()
+        )
+
+    await run_until(settings, db, both_sent, timeout_s=60)
+    subjects = [json.loads(line)["subject"] for line in out.read_text().splitlines()]
+    assert subjects == [f"[aiswatch] digest {d:%Y-%m-%d} (UTC)" for d in await days()]
