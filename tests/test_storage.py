@@ -40,12 +40,12 @@ def assert_accounted(stats: IngestStats) -> None:
 async def test_migrations_are_versioned_and_idempotent(empty_database_url: str) -> None:
     async with Database(empty_database_url, timescaledb="off") as first:
         assert first.migration is not None
-        assert first.migration.applied == ["0001_vessels", "0002_positions", "0003_events"]
+        assert first.migration.applied == ["0001_vessels", "0002_positions", "0003_events", "0005_alerts"]
         assert first.flavour == "native"
     async with Database(empty_database_url) as second:
         assert second.migration is not None and second.migration.applied == []
         assert second.flavour == "native"
-        assert await scalar(second, "SELECT count(*) FROM schema_migrations") == 3
+        assert await scalar(second, "SELECT count(*) FROM schema_migrations") == 4
 
 
 async def test_partitions_are_made_ahead_of_today(empty_database_url: str) -> None:

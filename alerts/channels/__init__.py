@@ -13,13 +13,22 @@ import shlex
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Protocol
+from urllib.parse import parse_qsl, urlsplit
 
-from alerts.channels.chat import ChatChannel, url_secrets
-from alerts.channels.email import SmtpChannel
-from alerts.channels.jsonl import JsonLinesChannel
-from alerts.channels.webhook import HttpWebhook
 from alerts.message import Message
 from alerts.settings import AppriseChannel, Channel, EmailChannel, FileChannel, WebhookChannel, secret
+
+
+def url_secrets(url: str) -> list[str]:
+    """An apprise URL and the parts of it that may be tokens (user,
+    password, path segments, query values)."""
+    parts = urlsplit(url)
+    out = [url, parts.password or "", parts.username or ""]
+    out += [segment for segment in parts.path.split("/") if len(segment) >= 6]
+    out += [value for _, value in parse_qsl(parts.query) if len(value) >= 6]
+    if parts.hostname and parts.scheme not in {"json", "jsons", "xml", "xmls", "form", "forms"}:
+        out.append(parts.hostname)  # some schemes carry a token where the host goes
+    return [s for s in out if s]
 
 
 class Sender(Protocol):
@@ -32,11 +41,12 @@ def secrets_of(config: Channel) -> list[str]:
     """The secrets a channel's configuration names (read from the
     environment now), to be redacted from every log line and stored error;
     known before the channel is opened, since opening may log."""
+    where = f"alerts.channels.{config.name}"
     match config:
         case EmailChannel():
-            return [s for s in [secret(config.password_env, "password_env")] if s]
+            return [s for s in [secret(config.password_env, f"{where}.password_env")] if s]
         case WebhookChannel():
-            return [s for s in [secret(config.secret_env, "secret_env")] if s]
+            return [s for s in [secret(config.secret_env, f"{where}.secret_env")] if s]
         case AppriseChannel():
             return [s for url in shlex.split(os.environ.get(config.urls_env, "")) for s in url_secrets(url)]
     return []
@@ -45,7 +55,14 @@ def secrets_of(config: Channel) -> list[str]:
 @asynccontextmanager
 async def open_channels(configs: Sequence[Channel]) -> AsyncIterator[dict[str, Sender]]:
     """The configured channels, by name, open for the block (secrets read now:
-    a missing one is a ConfigError naming its setting)."""
+    a missing one is a ConfigError naming its setting). A channel's client
+    library is imported only when such a channel is configured: httpx and
+    apprise alone would add a second to every start."""
+    from alerts.channels.chat import ChatChannel  # noqa: PLC0415
+    from alerts.channels.email import SmtpChannel  # noqa: PLC0415
+    from alerts.channels.jsonl import JsonLinesChannel  # noqa: PLC0415
+    from alerts.channels.webhook import HttpWebhook  # noqa: PLC0415
+
     async with AsyncExitStack() as stack:
         out: dict[str, Sender] = {}
         for config in configs:

@@ -7,7 +7,6 @@ not report a ``Retry-After``, so chat retries follow the backoff alone."""
 from __future__ import annotations
 
 import shlex
-from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 
@@ -15,18 +14,6 @@ from alerts.errors import ChannelError
 from alerts.message import Message
 from alerts.settings import AppriseChannel, secret
 from ingest.errors import ConfigError
-
-
-def url_secrets(url: str) -> list[str]:
-    """The URL and the parts of it that may be tokens (user, password, path
-    segments, query values)."""
-    parts = urlsplit(url)
-    out = [url, parts.password or "", parts.username or ""]
-    out += [segment for segment in parts.path.split("/") if len(segment) >= 6]
-    out += [value for _, value in parse_qsl(parts.query) if len(value) >= 6]
-    if parts.hostname and parts.scheme not in {"json", "jsons", "xml", "xmls", "form", "forms"}:
-        out.append(parts.hostname)  # some schemes carry a token where the host goes
-    return [s for s in out if s]
 
 
 class ChatChannel:
