@@ -243,7 +243,7 @@ class Dispatcher:
                 for m in result.messages
             ]  # fmt: skip
             async with conn.transaction(), conn.cursor() as cur:
-                await store.save_plan(cur, deliveries, result.consumed)
+                await store.save_plan(cur, deliveries, result.consumed, result.deferred)
         if deliveries:
             log.info(
                 "alerts: %d outbox rows folded into %d messages",

@@ -72,6 +72,8 @@ class Plan:
     consumed: list[int]
     #: When the next waiting group falls due (None: nothing waits).
     next_due: datetime | None
+    #: Outbox rows that wait, with when their (earliest) group falls due.
+    deferred: dict[int, datetime] = field(default_factory=dict)
 
 
 GroupKey = tuple[str, str, str]
@@ -90,7 +92,7 @@ def plan(
     messages due at ``now``. ``announced`` is keyed (channel, event id),
     ``last_sent`` (channel, vessel, kind)."""
     groups: dict[GroupKey, list[Notice]] = {}
-    waiting_seqs: set[int] = set()
+    deferred: dict[int, datetime] = {}
     for notice, channels in routed:
         for channel in channels:
             groups.setdefault((channel, notice.event.vessel, notice.event.kind), []).append(notice)
@@ -116,7 +118,8 @@ def plan(
         if key in last_sent:
             due = max(due, last_sent[key] + timedelta(seconds=repeat_interval_s))
         if now < due:
-            waiting_seqs.update(n.seq for n in groups[key])
+            for n in groups[key]:
+                deferred[n.seq] = min(due, deferred.get(n.seq, due))
             next_due = due if next_due is None else min(next_due, due)
             continue
         live.sort(key=lambda n: (n.event.start, n.seq))
@@ -128,5 +131,5 @@ def plan(
                             for n in live if (channel, n.event_id) in announced},
             )
         )  # fmt: skip
-    consumed = sorted({n.seq for n, _ in routed} - waiting_seqs)
-    return Plan(messages, consumed, next_due)
+    consumed = sorted({n.seq for n, _ in routed} - deferred.keys())
+    return Plan(messages, consumed, next_due, deferred)

@@ -3,7 +3,7 @@ recorded (tables in storage/migrations/0005_alerts.sql)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -25,7 +25,8 @@ async def load_pending(conn: Conn, limit: int) -> list[Notice]:
     """Outbox rows not yet handled, oldest first."""
     cur = await conn.execute(
         "SELECT seq, event_id, revision, payload, created_at FROM event_outbox"
-        " WHERE delivered_at IS NULL ORDER BY seq LIMIT %s",
+        " WHERE delivered_at IS NULL AND (alert_due_at IS NULL OR alert_due_at <= now())"
+        " ORDER BY seq LIMIT %s",
         (limit,),
     )
     return [
@@ -83,7 +84,10 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING
 
 
 async def save_plan(
-    cur: psycopg.AsyncCursor[Any], deliveries: Sequence[NewDelivery], consumed: Sequence[int]
+    cur: psycopg.AsyncCursor[Any],
+    deliveries: Sequence[NewDelivery],
+    consumed: Sequence[int],
+    deferred: Mapping[int, datetime] | None = None,
 ) -> None:
     """Queue ``deliveries``, note what they announce, and mark ``consumed``
     outbox rows handled: in the caller's transaction, so all or nothing."""
@@ -103,6 +107,12 @@ async def save_plan(
         await cur.execute(
             "UPDATE event_outbox SET delivered_at = now() WHERE seq = ANY(%s) AND delivered_at IS NULL",
             (list(consumed),),
+        )
+    if deferred:
+        await cur.execute(
+            "UPDATE event_outbox o SET alert_due_at = d.due FROM unnest(%s::bigint[], %s::timestamptz[])"
+            " AS d(seq, due) WHERE o.seq = d.seq",
+            (list(deferred), list(deferred.values())),
         )
 
 

@@ -272,3 +272,31 @@ async def test_alerts_test_sends_one_message_and_pending_shows_what_waits(
     await put_events(db, [port_call()])
     code, out, _ = await aiswatch("alerts", "pending")
     assert code == 0 and "outbox rows not yet folded into alerts: 1" in out
+
+
+async def test_the_cool_down_folds_repeats_into_one_later_message_and_other_ships_are_not_held(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    out = tmp_path / "pager.jsonl"
+    settings = with_alerts(
+        settings, repeat_interval_s=3, channels=[{"kind": "file", "name": "pager", "path": str(out)}]
+    )
+    await put_events(db, [port_call("SHIP A", mmsi=273100601)])
+    await run_until(settings, db, all_sent(db, 1))
+    # within the cool-down: two more calls of SHIP A wait (deferred), SHIP B goes at once
+    later = [port_call("SHIP A", mmsi=273100601, hours=h) for h in (40, 80)]
+    await put_events(db, later)
+    await put_events(db, [port_call("SHIP B", mmsi=273100602)])
+
+    async def b_sent() -> bool:
+        return out.exists() and any("SHIP B" in line for line in out.read_text().splitlines())
+
+    await run_until(settings, db, b_sent)
+    deferred = await rows(
+        db, "SELECT count(*) FROM event_outbox WHERE alert_due_at IS NOT NULL AND delivered_at IS NULL"
+    )
+    assert deferred == [(2,)]
+    await run_until(settings, db, all_sent(db, 3))
+    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [m["data"]["vessel"] for m in messages] == ["SHIP A", "SHIP B", "SHIP A"]
+    assert messages[2]["data"]["count"] == 2 and "2 port call events of SHIP A" in messages[2]["text"]

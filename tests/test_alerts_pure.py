@@ -91,6 +91,7 @@ def test_a_group_waits_then_folds_repeats_within_the_cool_down() -> None:
     last = {("pager", "LADY R", "zone_entry"): T0 + timedelta(seconds=31)}
     later = plan(routed[:1], {}, last, T0 + timedelta(minutes=2), group_wait_s=30, repeat_interval_s=600)
     assert later.messages == [] and later.next_due == T0 + timedelta(seconds=631)
+    assert later.deferred == {0: T0 + timedelta(seconds=631)}
     text = AlertWriter(describe).render(message, None).text
     assert "5 zone entry events of LADY R, folded from 5 updates" in text
 

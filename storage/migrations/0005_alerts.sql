@@ -12,6 +12,11 @@ $$;
 CREATE TRIGGER event_outbox_notify AFTER INSERT ON event_outbox
     FOR EACH STATEMENT EXECUTE FUNCTION event_outbox_notify();
 
+-- An outbox row waiting for its group's cool-down is not read again before
+-- this time, so a backlog in cool-down neither starves later rows nor is
+-- re-read on every poll.
+ALTER TABLE event_outbox ADD COLUMN alert_due_at timestamptz;
+
 -- One message to one channel: an alert (folding one or more outbox rows) or a
 -- digest. The delivery record is the row itself: attempts, the last error,
 -- when it was sent and the id the channel gave it, or when it was given up.
