@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -110,9 +110,14 @@ def digest_jobs(settings: Settings) -> list[LeaderJob]:
     return [DigestJob(digest, digest_renderer(settings))]
 
 
-def new_dispatcher(settings: Settings, db: Database, *, with_digest: bool = True) -> Dispatcher:
+def new_dispatcher(
+    settings: Settings, db: Database | Callable[[], Database], *, with_digest: bool = True
+) -> Dispatcher:
+    """The dispatcher on ``db``, or on the database that ``db()`` returns at
+    each use (the live service's writer reopens it after an outage)."""
+    current = db if callable(db) else lambda: db
     return Dispatcher(
-        settings.alerts, db.url, db.pool, writer=alert_writer(settings),
+        settings.alerts, current().url, lambda: current().pool, writer=alert_writer(settings),
         router=Router(settings.alerts.active_rules, watched_ports(settings)),
         entries=watchlist_facts(settings), jobs=digest_jobs(settings) if with_digest else (),
     )  # fmt: skip

@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
@@ -28,6 +28,8 @@ from aiswatch.logs import setup_logging
 from aiswatch.scenario import SCENARIO_START, write_scenario
 from aiswatch.service import decoder_process, ingest_paths, new_detection, open_database
 from aiswatch.summary import render_detection, render_stats, render_total, render_vessels
+from aiswatch.times import HELP as TIME_HELP
+from aiswatch.times import parse_time
 from aiswatch.views import event_json, events_table, jsonl, port_call_json, port_calls_table, watchlist_table
 from detectors.watchlist import load_watchlist
 from ingest.errors import AiswatchError, ConfigError
@@ -118,10 +120,17 @@ def ingest(
     config: ConfigOption = None,
 ) -> None:
     """Replay recorded AIS files into the database and print what became of every line."""
+    _replay_command(config, lambda settings, results: _ingest(settings, paths, results))
+
+
+def _replay_command(
+    config: Path | None, replay: Callable[[Settings, list[IngestStats]], Coroutine[Any, Any, float]]
+) -> None:
+    """Run ``replay`` (it fills the results and returns the seconds taken) and print each source's ledger."""
     results: list[IngestStats] = []
     try:
         settings = _settings(config)
-        elapsed = _run(_ingest(settings, paths, results))
+        elapsed = _run(replay(settings, results))
     except AiswatchError as exc:
         for stats in results:  # what was done before the failure, unresolved lines included
             typer.echo(render_stats(stats))
@@ -242,6 +251,7 @@ async def _demo(settings: Settings) -> None:
             demo_digest = await cli_alerts.demo_digest(
                 settings, db, SCENARIO_START.date() + timedelta(days=2)
             )
+            map_page = await cli_voyages.demo_map(db, settings)
     typer.echo(render_stats(scenario_stats))
     if detection is not None:
         typer.echo(render_detection(detection))
@@ -250,19 +260,17 @@ async def _demo(settings: Settings) -> None:
     typer.echo(events_table(events))
     typer.echo("\nPort calls (aiswatch port-calls):\n")
     typer.echo(port_calls_table([e for e, _, _ in events if e.kind == "port_call"]))
+    typer.echo(cli_voyages.demo_note(map_page))
     typer.echo(demo_digest)
 
 
-def _time(value: str | None, option: str) -> datetime | None:
+def _time(value: str | None, option: str, *, upper: bool = False) -> datetime | None:
     if value is None:
         return None
     try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date or time (ISO 8601: 2024-03-14 or 2024-03-14T06:00Z)", param_hint=option
-        ) from None
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+        return parse_time(value, datetime.now(UTC), upper=upper)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 class OutputFormat(StrEnum):
@@ -272,7 +280,7 @@ class OutputFormat(StrEnum):
 
 Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people, jsonl for programs.")]
 Since = Annotated[
-    str | None, typer.Option("--since", help="Only what ends at or after this time (ISO 8601, UTC).")
+    str | None, typer.Option("--since", help=f"Only what ends at or after this time: {TIME_HELP}.")
 ]
 Until = Annotated[str | None, typer.Option("--until", help="Only what starts before this time.")]
 VesselOption = Annotated[str | None, typer.Option("--vessel", help="Watchlist name, MMSI or IMO.")]
@@ -297,7 +305,7 @@ def events(
             raise typer.BadParameter(
                 f"{k!r} is not an event kind ({', '.join(EVENT_KINDS)})", param_hint="--kind"
             )
-    window = _time(since, "--since"), _time(until, "--until")
+    window = _time(since, "--since"), _time(until, "--until", upper=True)
     try:
         settings = _settings(config)
         rows = _run(_query_events(settings, vessel, kind or [], port, *window, withdrawn))
@@ -320,7 +328,7 @@ def port_calls(
     config: ConfigOption = None,
 ) -> None:
     """List port calls of watched ships at the watched ports."""
-    window = _time(since, "--since"), _time(until, "--until")
+    window = _time(since, "--since"), _time(until, "--until", upper=True)
     try:
         settings = _settings(config)
         rows = _run(_query_events(settings, vessel, ["port_call"], port, *window, False))
@@ -373,3 +381,8 @@ def main() -> None:
         app()
     except BrokenPipeError:  # `aiswatch ... | head`
         sys.stderr.close()
+
+
+from aiswatch import cli_voyages  # noqa: E402 - its commands use the helpers above
+
+cli_voyages.register(app)

@@ -122,6 +122,9 @@ class MqttSource(_Source):
     #: MQTT 5 shared subscription group: instances with the same group split the feed.
     shared_group: str | None = None
     session_expiry_s: int = Field(86_400, ge=0)
+    #: "auto": the fast receive path if aiomqtt and paho are as it expects, else (with a
+    #: warning) the one on their public APIs; "fast" or "public" force one.
+    receiver: Literal["auto", "fast", "public"] = "auto"
 
     @model_validator(mode="after")
     def _shared_needs_v5(self) -> MqttSource:
@@ -172,6 +175,21 @@ class ServiceSettings(BaseModel):
     shutdown_timeout_s: float = Field(30.0, gt=0)
 
 
+class ApiSettings(BaseModel):
+    """The HTTP query API and its map page (``aiswatch api``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(9110, ge=1, le=65535)
+    #: ``aiswatch run`` serves the API too (on ``host``:``port``), beside ingest.
+    serve_with_run: bool = False
+    #: The longest time range one request may read (days).
+    max_range_days: float = Field(400.0, gt=0)
+    #: The most items one page holds (events, port calls, vessels in an area).
+    max_page_size: int = Field(1000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AISWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -187,6 +205,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     detectors: DetectorSettings = DetectorSettings()
     service: ServiceSettings = ServiceSettings()
+    api: ApiSettings = ApiSettings()
     #: Alerts and the daily digest (alerts/settings.py).
     alerts: AlertSettings = AlertSettings()
     #: The live feeds ``aiswatch run`` reads (TOML: ``[[sources]]`` tables with a ``kind``).
@@ -219,6 +238,17 @@ class Settings(BaseSettings):
 _config_file: ContextVar[str | None] = ContextVar("aiswatch_config_file", default=None)
 
 
+def _variable_of(loc: tuple[int | str, ...]) -> str | None:
+    """The environment variable that set the setting at ``loc`` (or a table
+    above it, as JSON), if one did: environment beats the file."""
+    names = [str(part) for part in loc if isinstance(part, str)]
+    for depth in range(len(names), 0, -1):
+        variable = "AISWATCH_" + "__".join(names[:depth]).upper()
+        if variable in os.environ:
+            return variable
+    return None
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Read the settings; raise :class:`ConfigError` naming the bad setting."""
     path = str(config) if config is not None else os.environ.get("AISWATCH_CONFIG")
@@ -236,7 +266,11 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         setting = ".".join(str(part) for part in error["loc"]) or "configuration"
-        where = f" (in {path})" if path else ""
+        variable = _variable_of(error["loc"])
+        if variable is not None:
+            where = f" (environment variable {variable})"
+        else:
+            where = f" (in {path})" if path else ""
         raise ConfigError(f"setting {setting}{where}: {error['msg']}", setting=setting) from exc
     finally:
         _config_file.reset(token)

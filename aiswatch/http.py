@@ -126,7 +126,13 @@ def health(service: Service) -> tuple[int, dict[str, Any]]:
     connected; 503 and "degraded" (with what) otherwise."""
     now = time.time()
     spool = service.spool
-    database = "up" if spool is None or not len(spool) else "away (spooling)"
+    writer = service.writer
+    if writer is not None and writer.failure is not None:
+        database = f"writer stopped: {writer.failure}"  # nothing is being stored: never "ok"
+    elif service.database_error is not None:
+        database = f"unreachable (spooling): {service.database_error}"
+    else:
+        database = "up" if spool is None or not len(spool) else "away (spooling)"
     sources = {
         s.state.name: {
             "kind": s.state.kind,

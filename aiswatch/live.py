@@ -15,12 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
+
+import psycopg
 
 from aiswatch.alerting import new_dispatcher
+from aiswatch.api import serve_api
 from aiswatch.config import (
     AisstreamSource,
     FileSource,
@@ -32,21 +37,31 @@ from aiswatch.config import (
 )
 from aiswatch.detection import Detection, engine_factory
 from aiswatch.http import serve_http
-from aiswatch.service import decoder_process, new_decoder, open_database
+from aiswatch.pump import finish_source, pump_chunks
+from aiswatch.service import (
+    database_url,
+    decoder_process,
+    file_chunks,
+    new_database,
+    new_decoder,
+    new_writer,
+    open_database,
+)
 from alerts.dispatcher import Dispatcher
 from alerts.settings import secret as _secret
-from ingest.errors import ConfigError
+from ingest.errors import ConfigError, StorageError
 from ingest.offload import RemoteDecoder
 from ingest.pipeline import IngestStats
+from ingest.retry import RetryPolicy
 from ingest.sources.aisstream import aisstream_chunks, subscription
-from ingest.sources.files import follow_chunks, read_lines
+from ingest.sources.files import follow_chunks
 from ingest.sources.live import Chunk, SourceState, backoff_s, sleep_unless_stopped
 from ingest.sources.mqtt import MqttOptions, mqtt_chunks
 from ingest.sources.tcp import tcp_chunks
 from ingest.sources.udp import udp_chunks
 from storage.database import Database
 from storage.spool import Spool
-from storage.writer import RecordWriter
+from storage.writer import RecordWriter, WriterStopped
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +75,8 @@ class LiveSource:
     stats: IngestStats
     json_stats: IngestStats
     restarts: int = 0
-    errors: list[str] = field(default_factory=list)
+    #: The latest failures, newest last (bounded: a source can fail for days).
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
 
 
 @dataclass
@@ -73,6 +89,8 @@ class Service:
     detection: Detection | None = None
     alerts: Dispatcher | None = None
     started_at: float = field(default_factory=time.time)
+    #: Why the database could not be opened, while it cannot (lines go to the spool).
+    database_error: str | None = None
 
 
 def chunks_of(source: LiveSource, stop: asyncio.Event) -> AsyncIterator[Chunk]:
@@ -93,6 +111,7 @@ def chunks_of(source: LiveSource, stop: asyncio.Event) -> AsyncIterator[Chunk]:
                 password=_secret(config.password_env, f"sources.{config.name}.password_env"),
                 tls=config.tls, ca_file=None if config.ca_file is None else str(config.ca_file),
                 shared_group=config.shared_group, session_expiry_s=config.session_expiry_s,
+                receiver=config.receiver,
             )  # fmt: skip
             return mqtt_chunks(options, state, stop)
         case AisstreamSource():
@@ -107,96 +126,103 @@ def chunks_of(source: LiveSource, stop: asyncio.Event) -> AsyncIterator[Chunk]:
 
 
 async def _whole_file(path: str, state: SourceState) -> AsyncIterator[Chunk]:
-    async for lines in read_lines(path):
-        state.heard()
-        yield Chunk(time.time(), lines)
-
-
-def _account(stats: IngestStats, chunk: Chunk) -> None:
-    """A decoded feed's messages: one line each in the accounting."""
-    stats.lines += chunk.messages
-    stats.accepted += len(chunk.positions) + len(chunk.statics)
-    stats.positions += len(chunk.positions)
-    stats.static_reports += len(chunk.statics)
-    for position in chunk.positions:
-        stats.messages_by_type[position.msg_type] += 1
-    for static in chunk.statics:
-        stats.messages_by_type[static.msg_type] += 1
-    for reason, detail in chunk.malformed:
-        if reason == "type_not_stored":
-            stats.filtered[reason] += 1
-        else:
-            stats.note_malformed(reason, 1, stats.lines, detail)
-
-
-#: Chunks decoding while the source reads on (the decoder is another process).
-DECODE_AHEAD = 2
-
-#: What the storing task does next, in the order the source read it: store the
-#: decoder's next result, or records decoded from JSON; then acknowledge.
-_Step = tuple[Chunk | None, Callable[[], None] | None]
+    async for chunk in file_chunks(path):
+        state.heard(chunk.received)
+        yield chunk
 
 
 async def pump(source: LiveSource, decoder: RemoteDecoder, writer: RecordWriter, stop: asyncio.Event) -> None:
-    """Run one source until ``stop``; restart it after a backoff if it fails.
+    """Run one source until ``stop``; restart it after a backoff if it fails
+    (:data:`SOURCE_RESTART`): one source's failure must not stop the others.
+    Everything it read is stored (or spooled) before it restarts or returns.
+    The backoff grows while the source fails without reading anything, and
+    starts again from nothing once it has read."""
 
-    The source reads on while up to ``DECODE_AHEAD`` chunks decode; a second
-    task stores what comes back, in order (so a chunk is acknowledged only
-    once it and everything before it are stored)."""
-    steps: asyncio.Queue[_Step | None] = asyncio.Queue(maxsize=DECODE_AHEAD)
+    def failed(exc: BaseException, delay_s: float) -> None:
+        source.restarts += 1
+        source.errors.append(f"{type(exc).__name__}: {exc}")
+        log.debug("%s: details", source.state.name, exc_info=exc)
 
-    async def store() -> None:
-        while (step := await steps.get()) is not None:
-            records, on_stored = step
-            if records is None:
-                await writer.put(decoder.stats, *await decoder.next_result(), on_stored=on_stored)
-            else:
-                _account(source.json_stats, records)
-                await writer.put(source.json_stats, records.positions, records.statics, on_stored=on_stored)
+    async def read() -> bool:
+        """Pump until the source ends (False) or fails after reading (True: restart afresh)."""
+        progressed = False
 
-    async with asyncio.TaskGroup() as group:
-        storing = group.create_task(store())
+        async def chunks() -> AsyncIterator[Chunk]:
+            nonlocal progressed
+            async for chunk in chunks_of(source, stop):
+                progressed = True
+                yield chunk
+
         try:
-            await _read_source(source, decoder, steps, stop)
-        finally:
-            if not storing.done():  # (if it failed, the group raises its error)
-                await steps.put(None)
-    decoder.submit([], time.time(), close=True)  # what waits for the rest of its message is an orphan now
-    for positions, statics in await decoder.drain():
-        await writer.put(decoder.stats, positions, statics)
+            await pump_chunks(chunks(), decoder, writer, source.json_stats)
+        except Exception as exc:
+            if isinstance(exc, OSError) and stop.is_set():  # a socket closed by the stop itself
+                return False
+            if not progressed or isinstance(exc, SOURCE_RESTART.permanent):
+                raise
+            failed(exc, 0.0)
+            log.warning("%s: failed (%s: %s); restarting", source.state.name, type(exc).__name__, exc)
+            return True
+        return False
+
+    try:
+        while await SOURCE_RESTART.call(
+            read, resource=f"{source.state.name}: failed", stop=stop, on_retry=failed
+        ):
+            await sleep_unless_stopped(backoff_s(0), stop)
+    except Exception:
+        if not stop.is_set():
+            raise
+    await finish_source(decoder, writer)  # what waits for the rest of its message is an orphan now
     log.info("%s: stopped", source.state.name)
 
 
-async def _read_source(
-    source: LiveSource, decoder: RemoteDecoder, steps: asyncio.Queue[_Step | None], stop: asyncio.Event
+#: A live source that fails for any reason but its configuration is started again.
+SOURCE_RESTART: Final = RetryPolicy(
+    transient=(Exception,), permanent=(ConfigError, WriterStopped), base_s=1.0, cap_s=60.0
+)
+
+
+async def _open_or_spool(settings: Settings, stack: AsyncExitStack, service: Service) -> Database:
+    """The database, opened; or, when its server does not answer, one not yet
+    open, whose writes fail at once, so that batches go to the spool while
+    :func:`_reconnect` waits for the server (a crash during an outage must not
+    keep the feed and the spool waiting for the database)."""
+    try:
+        return await stack.enter_async_context(open_database(settings))
+    except StorageError as exc:
+        url = database_url(settings)
+        if url is None or not isinstance(exc.__cause__, psycopg.OperationalError):
+            raise  # the embedded server, or a refusal that waiting will not mend
+        service.database_error = str(exc)
+        log.error("database: %s; running anyway, with batches going to the spool until it answers", exc)
+        return new_database(settings, url)
+
+
+async def _reconnect(
+    settings: Settings, stack: AsyncExitStack, service: Service, stop: asyncio.Event
 ) -> None:
-    name = source.state.name
-    attempt = 0
-    while True:
-        try:
-            async for chunk in chunks_of(source, stop):
-                if chunk.lines:
-                    decoder.submit(chunk.lines, chunk.received)
-                    # MQTT acknowledges a chunk once its records are stored (the last step carries it)
-                    await steps.put((None, None if chunk.messages else chunk.on_stored))
-                if chunk.messages:
-                    await steps.put((chunk, chunk.on_stored))
-                attempt = 0
-            return
-        except ConfigError:
-            raise
-        except Exception as exc:  # one source's failure must not stop the others
-            if isinstance(exc, OSError) and stop.is_set():
-                return
-            source.restarts += 1
-            source.errors.append(f"{type(exc).__name__}: {exc}")
-            delay = backoff_s(attempt, base_s=1.0)
-            attempt += 1
-            log.error("%s: failed (%s: %s); restarting in %.1f s", name, type(exc).__name__, exc, delay)
-            log.debug("%s: details", name, exc_info=exc)
-            await sleep_unless_stopped(delay, stop)
-            if stop.is_set():
-                return
+    """Open the database once its server answers, and give it to the writer."""
+    writer = service.writer
+    assert writer is not None
+
+    def still_away(exc: BaseException, delay_s: float) -> None:
+        service.database_error = str(exc)
+
+    policy = RetryPolicy(
+        transient=(StorageError, psycopg.OperationalError), base_s=settings.service.spool_retry_s, cap_s=30.0
+    )
+    try:
+        writer.db = await policy.call(
+            lambda: stack.enter_async_context(open_database(settings)),
+            resource="database: still unreachable",
+            stop=stop,
+            on_retry=still_away,
+        )
+    except (StorageError, psycopg.OperationalError):
+        return  # stopped first; the spool is replayed at the next start
+    service.database_error = None
+    log.warning("database: reachable; the spool is replayed")
 
 
 def _utcnow() -> datetime:
@@ -232,43 +258,46 @@ async def run_service(
     service = Service(sources)
     async with AsyncExitStack() as stack:
         process = await stack.enter_async_context(decoder_process(settings))
+        # the database closes after the writer has drained (exit stacks unwind last in, first out)
+        databases = await stack.enter_async_context(AsyncExitStack())
         if db is None:
-            db = await stack.enter_async_context(open_database(settings))
+            db = await _open_or_spool(settings, databases, service)
         if settings.detectors.enabled:
             service.detection = Detection(engine_factory(settings), clock=_utcnow)
         service.spool = Spool(
             settings.data_dir / "spool", max_bytes=int(settings.service.spool_max_mb * 2**20)
         )
         service.writer = await stack.enter_async_context(
-            RecordWriter(
-                db,
-                batch_rows=settings.ingest.batch_rows,
-                max_delay_s=settings.ingest.batch_delay_s,
-                queue_chunks=settings.ingest.queue_chunks,
-                give_up_s=settings.storage.write_give_up_s,
-                hook=service.detection,
-                spool=service.spool,
-                retry_s=settings.service.spool_retry_s,
-            )
+            new_writer(settings, db, service.detection, service.spool)
         )
-        if settings.alerts.enabled:
-            service.alerts = await stack.enter_async_context(new_dispatcher(settings, db))
+        if settings.alerts.enabled:  # on the writer's database: the one reopened after an outage
+            writer = service.writer
+            service.alerts = await stack.enter_async_context(new_dispatcher(settings, lambda: writer.db))
         decoders = []
         for source in sources:
             decoder = new_decoder(settings, process, source.stats.source)
             decoder.stats = source.stats
             decoders.append(decoder)
-        async with asyncio.TaskGroup() as group:
-            for source, decoder in zip(sources, decoders, strict=True):
-                group.create_task(
-                    pump(source, decoder, service.writer, stop), name=f"source {source.state.name}"
-                )
-            if settings.service.http_port:
-                group.create_task(serve_http(service, settings, stop), name="http")
-            if service.alerts is not None:
-                group.create_task(service.alerts.run(stop), name="alerts")
-            if started is not None:
-                started(service)
-            log.info("aiswatch: running %d sources", len(sources))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for source, decoder in zip(sources, decoders, strict=True):
+                    group.create_task(
+                        pump(source, decoder, service.writer, stop), name=f"source {source.state.name}"
+                    )
+                if service.database_error is not None:
+                    group.create_task(_reconnect(settings, databases, service, stop), name="database")
+                if settings.service.http_port:
+                    group.create_task(serve_http(service, settings, stop), name="http")
+                if settings.api.serve_with_run:  # the query API and map beside ingest
+                    group.create_task(serve_api(settings, db, stop), name="api")
+                if service.alerts is not None:
+                    group.create_task(service.alerts.run(stop), name="alerts")
+                if started is not None:
+                    started(service)
+                log.info("aiswatch: running %d sources", len(sources))
+        except BaseExceptionGroup as failure:  # a bad setting, the writer stopped: as itself, one line
+            for error in failure.exceptions[1:]:
+                log.error("aiswatch: also: %s: %s", type(error).__name__, error)
+            raise failure.exceptions[0] from None
         log.info("aiswatch: sources stopped; draining the writer")
     return service

@@ -7,43 +7,66 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import psycopg
+
 from aiswatch.config import Settings
 from aiswatch.detection import Detection, engine_factory
-from ingest.errors import SourceError
+from aiswatch.pump import finish_source, pump_chunks
+from ingest.errors import ConfigError, SourceError
 from ingest.offload import DecoderProcess, RemoteDecoder
 from ingest.pipeline import IngestStats
 from ingest.sources.files import read_lines, source_name
+from ingest.sources.live import Chunk
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
+from storage.spool import Spool
 from storage.writer import RecordWriter
 
 log = logging.getLogger(__name__)
 
-#: Lines sent to the decoder at a time (measured best in bench/ingest).
-SLICE_LINES = 5000
+
+def database_url(settings: Settings) -> str | None:
+    """The configured URL (checked: a wrong one is a :class:`ConfigError`), or None: embedded."""
+    if settings.database_url is None:
+        return None
+    url = settings.database_url.get_secret_value()
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(
+            f"setting database_url: not a PostgreSQL URL ({exc})", setting="database_url"
+        ) from exc
+    timeout = info.get("connect_timeout")
+    if timeout is not None and not str(timeout).strip().isdigit():
+        raise ConfigError(
+            f"setting database_url: connect_timeout must be a whole number of seconds, not {timeout!r}",
+            setting="database_url",
+        )
+    return url
+
+
+def new_database(settings: Settings, url: str, *, migrate: bool = True) -> Database:
+    """A :class:`Database` on ``url`` with the configured options (not yet open)."""
+    storage = settings.storage
+    return Database(
+        url,
+        migrate=migrate,
+        timescaledb=storage.timescaledb,
+        pool_max_size=storage.pool_max_size,
+        partitions_ahead_days=storage.partitions_ahead_days,
+        retention_days=storage.retention_days,
+        compress_after_days=storage.compress_after_days,
+    )
 
 
 @asynccontextmanager
 async def open_database(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Database]:
     """The configured database, or an embedded one when no URL is set."""
     async with AsyncExitStack() as stack:
-        if settings.database_url is not None:
-            url = settings.database_url.get_secret_value()
-        else:
+        url = database_url(settings)
+        if url is None:
             url = await stack.enter_async_context(EmbeddedPostgres(settings.data_dir / "postgres"))
-        storage = settings.storage
-        db = await stack.enter_async_context(
-            Database(
-                url,
-                migrate=migrate,
-                timescaledb=storage.timescaledb,
-                pool_max_size=storage.pool_max_size,
-                partitions_ahead_days=storage.partitions_ahead_days,
-                retention_days=storage.retention_days,
-                compress_after_days=storage.compress_after_days,
-            )
-        )
-        yield db
+        yield await stack.enter_async_context(new_database(settings, url, migrate=migrate))
 
 
 def new_decoder(settings: Settings, process: DecoderProcess, source: str) -> RemoteDecoder:
@@ -54,7 +77,10 @@ def new_decoder(settings: Settings, process: DecoderProcess, source: str) -> Rem
     )
 
 
-def new_writer(settings: Settings, db: Database, detection: Detection | None = None) -> RecordWriter:
+def new_writer(
+    settings: Settings, db: Database, detection: Detection | None = None, spool: Spool | None = None
+) -> RecordWriter:
+    """The writer for file ingest, or with a ``spool`` for the live service."""
     return RecordWriter(
         db,
         batch_rows=settings.ingest.batch_rows,
@@ -62,6 +88,8 @@ def new_writer(settings: Settings, db: Database, detection: Detection | None = N
         queue_chunks=settings.ingest.queue_chunks,
         give_up_s=settings.storage.write_give_up_s,
         hook=detection,
+        spool=spool,
+        retry_s=settings.service.spool_retry_s,
     )
 
 
@@ -70,32 +98,25 @@ def new_detection(settings: Settings) -> Detection | None:
     return Detection(engine_factory(settings)) if settings.detectors.enabled else None
 
 
-async def ingest_file(
-    path: str,
-    decoder: RemoteDecoder,
-    writer: RecordWriter,
-    *,
-    clock: Callable[[], float] = time.time,
-    depth: int = 2,
-) -> IngestStats:
-    """Replay one file into the writer, ``depth`` chunks decoding ahead. An
-    unreadable file is an error in the returned stats, never an exception:
-    the next file still runs."""
+async def file_chunks(path: str, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Chunk]:
+    """A recorded file as chunks of lines, stamped with the replay's clock."""
+    async for lines in read_lines(path):
+        yield Chunk(clock(), lines)
+
+
+async def ingest_file(path: str, decoder: RemoteDecoder, writer: RecordWriter) -> IngestStats:
+    """Replay one file into the writer through the one pump. An unreadable
+    file is an error in the returned stats, never an exception: the next
+    file still runs."""
     try:
-        async for lines in read_lines(path):
-            for start in range(0, len(lines), SLICE_LINES):
-                decoder.submit(lines[start : start + SLICE_LINES], clock())
-                while decoder.in_flight > depth:
-                    await writer.put(decoder.stats, *await decoder.next_result())
+        await pump_chunks(file_chunks(path), decoder, writer)
     except SourceError as exc:
         decoder.stats.errors.append(str(exc))
         log.error("%s: %s", decoder.stats.source, exc)
     except BaseException:
         decoder.cancel()
         raise
-    decoder.submit([], clock(), close=True)
-    for positions, statics in await decoder.drain():
-        await writer.put(decoder.stats, positions, statics)
+    await finish_source(decoder, writer)
     return decoder.stats
 
 

@@ -20,6 +20,12 @@ def render_stats(stats: IngestStats, *, elapsed_s: float | None = None) -> str:
     rate = f" in {elapsed_s:.1f} s ({stats.lines / elapsed_s:,.0f} lines/s)" if elapsed_s else ""
     lines.append(f"  lines read        {stats.lines:>10,}{rate}")
     lines.append(f"    stored          {stats.stored:>10,}")
+    # ``untimed``: lines with no event time of their own, stamped with the time they were read.
+    # A replay stamps them anew, so the database cannot recognise them: they are stored again.
+    if untimed := stats.untimed:
+        lines.append(
+            f"      untimed       {untimed:>10,}  (no event time of their own: a replay stores them again)"
+        )
     lines.append(f"    already stored  {stats.already_stored:>10,}  (replayed: in the database before)")
     lines.append(f"    duplicate       {stats.duplicate:>10,}  (same message within the window)")
     lines.append(f"    filtered        {sum(stats.filtered.values()):>10,}  {_reasons(stats.filtered)}")

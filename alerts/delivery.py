@@ -80,7 +80,7 @@ class ChannelWorker:
     def __init__(
         self,
         sender: Sender,
-        pool: AsyncConnectionPool,
+        pool: Callable[[], AsyncConnectionPool],
         *,
         give_up_h: float,
         retry_initial_s: float,
@@ -90,7 +90,7 @@ class ChannelWorker:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.sender = sender
-        self.pool = pool
+        self._pool = pool
         self.give_up = timedelta(hours=give_up_h)
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
@@ -106,7 +106,7 @@ class ChannelWorker:
         the pool's connection wait can swallow)."""
         name = self.sender.name
         while not stop.is_set():
-            async with self.pool.connection() as conn:
+            async with self._pool().connection() as conn:
                 delivery = await store.next_delivery(conn, name)
             if delivery is None:
                 self.wake.clear()
@@ -127,7 +127,7 @@ class ChannelWorker:
                     await self._attempt(delivery)
         except ChannelError as exc:
             error = redact(str(exc), self.secrets)
-            async with self.pool.connection() as conn:
+            async with self._pool().connection() as conn:
                 await store.record_error(conn, delivery.id, error, give_up=True)
             self.dead_lettered += 1
             why = "refused" if isinstance(exc, ChannelRefused) else f"still failing after {self.give_up}"
@@ -138,16 +138,16 @@ class ChannelWorker:
 
     async def _attempt(self, delivery: store.Delivery) -> None:
         name = self.sender.name
-        async with self.pool.connection() as conn:
+        async with self._pool().connection() as conn:
             await store.record_attempt(conn, delivery.id)
         try:
             channel_id = await self.sender.send(delivery.message)
         except ChannelError as exc:
             error = redact(str(exc), self.secrets)
             log.warning("alerts %s: %s not delivered: %s", name, delivery.id, error)
-            async with self.pool.connection() as conn:
+            async with self._pool().connection() as conn:
                 await store.record_error(conn, delivery.id, error, give_up=False)
             raise
-        async with self.pool.connection() as conn:
+        async with self._pool().connection() as conn:
             await store.record_sent(conn, delivery.id, channel_id)
         log.info("alerts %s: sent %s (%s)", name, delivery.id, redact(delivery.subject, self.secrets))

@@ -75,7 +75,7 @@ class Dispatcher:
         self,
         settings: AlertSettings,
         url: str,
-        pool: AsyncConnectionPool,
+        pool: Callable[[], AsyncConnectionPool],
         *,
         writer: AlertWriter,
         router: Router,
@@ -85,7 +85,7 @@ class Dispatcher:
     ) -> None:
         self.settings = settings
         self.url = url
-        self.pool = pool
+        self._pool = pool
         self.writer = writer
         self.router = replace(router, channels=frozenset(c.name for c in settings.channels))
         self.entries = entries or {}
@@ -108,12 +108,17 @@ class Dispatcher:
         s = self.settings
         self.workers = {
             name: ChannelWorker(
-                sender, self.pool, give_up_h=s.give_up_h, retry_initial_s=s.retry_initial_s,
+                sender, self._pool, give_up_h=s.give_up_h, retry_initial_s=s.retry_initial_s,
                 retry_max_s=s.retry_max_s, poll_s=s.poll_s, secrets=secrets, clock=self.clock,
             )
             for name, sender in self.senders.items()
         }  # fmt: skip
         return self
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The pool of the database now in use (the service reopens it after an outage)."""
+        return self._pool()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

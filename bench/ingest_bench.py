@@ -109,8 +109,10 @@ def ingest_in_child(path: Path, admin_url: str) -> dict[str, float]:
     url = create_database(admin_url, name)
     try:
         result = subprocess.run(
-            [sys.executable, __file__, "--child", str(path), url], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--child", str(path), url], capture_output=True, text=True, check=False
         )
+        if result.returncode != 0:
+            sys.exit(f"the ingest of {path.name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
         return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
     finally:
         drop_database(admin_url, name)

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
 
+from detectors.evidence import MatchLevel, SeenInRegion
 from detectors.rules import DetectorRules
 from detectors.track import IDENTITY_FIELDS, LandMask, VesselTrack
-from detectors.watchlist import Match, MatchLevel, Watchlist, flag_of
+from detectors.watchlist import Match, Watchlist, flag_of
 from detectors.zones import PortZones
 from ingest.records import Event, Position, StaticReport
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 Record = Position | StaticReport
 _RANK: dict[MatchLevel, int] = {"rejected": 0, "candidate": 1, "probable": 2, "identified": 3}
 REPORTABLE = frozenset({"identified", "probable"})
+_NAME_MATCHED = frozenset({"candidate", "probable"})
 _TS = attrgetter("ts")
 
 
@@ -52,22 +54,17 @@ class Watched:
     reported: bool = False
 
     @property
-    def level(self) -> MatchLevel:
+    def judged(self) -> Match:
+        """The match with what the track adds: presence in a watched region
+        corroborates a name match (it cannot make or unmake an identified one)."""
         match = self.match
-        if match.level != "candidate":
-            return match.level
-        said = " ".join(match.reasons)
-        corroborated = "ship type" in said or "call sign" in said or self.track.seen_in_region
-        return "probable" if "flag" in said and corroborated else "candidate"
+        if self.track.seen_in_region and match.level in _NAME_MATCHED:
+            return match.with_evidence(SeenInRegion())
+        return match
 
     @property
-    def reasons(self) -> tuple[str, ...]:
-        extra = (
-            ("seen in a watched region",)
-            if self.match.level == "candidate" and self.track.seen_in_region
-            else ()
-        )
-        return self.match.reasons + extra
+    def level(self) -> MatchLevel:
+        return self.judged.level
 
 
 class DetectorEngine:
@@ -108,22 +105,27 @@ class DetectorEngine:
     # -- who is watched ---------------------------------------------------
 
     def _watch(self, match: Match, *, stale: bool = True) -> None:
-        key = (match.entry.name, match.mmsi)
-        known = self.matches.get(key)
-        if known is None or known.level != match.level or known.reasons != match.reasons:
-            self.matches[key] = match
-            self.dirty_matches.add(key)
         if match.level == "rejected":
-            if known is None:
+            if (match.entry.name, match.mmsi) not in self.matches:
                 self.counts["name_matches_rejected"] += 1
+            self._record(match)
             return
-        current = self.watched.get(match.mmsi)
-        if current is None:
-            self.watched[match.mmsi] = Watched(match, self._new_track(match))
+        w = self.watched.get(match.mmsi)
+        if w is None:
+            w = self.watched[match.mmsi] = Watched(match, self._new_track(match))
             if stale:
                 self._stale.add(match.mmsi)
-        elif _RANK[match.level] > _RANK[current.match.level]:
-            current.match = match
+        elif _RANK[match.level] > _RANK[w.match.level]:
+            w.match = match
+        # The entry's match is the watched one (with its track's evidence) when it is that entry.
+        self._record(w.judged if w.match.entry.name == match.entry.name else match)
+
+    def _record(self, match: Match) -> None:
+        """Keep the latest word on (entry, MMSI), for ``aiswatch watchlist``."""
+        key = (match.entry.name, match.mmsi)
+        if self.matches.get(key) != match:
+            self.matches[key] = match
+            self.dirty_matches.add(key)
 
     def _new_track(self, match: Match, origin: datetime | None = None) -> VesselTrack:
         speed = match.entry.max_speed_kn or self.rules.default_max_speed_kn
@@ -252,17 +254,12 @@ class DetectorEngine:
         self._mmsi_changes()
         out = []
         for mmsi, w in self.watched.items():
+            judged = w.judged
+            self._record(judged)  # its track may have corroborated it since
             track = w.track
-            if not track.dirty and (w.reported or w.match.level != "candidate"):
-                continue  # nothing new, and no corroboration to re-judge
-            key = (w.match.entry.name, mmsi)
-            level = w.level
-            if self.matches.get(key) is not None and self.matches[key].level != level:
-                self.matches[key] = replace(w.match, level=level, reasons=w.reasons)
-                self.dirty_matches.add(key)
-            if mmsi in self._stale:
-                continue
-            if level not in REPORTABLE:
+            if mmsi in self._stale or (not track.dirty and (w.reported or judged.level not in REPORTABLE)):
+                continue  # nothing new to report
+            if judged.level not in REPORTABLE:
                 w.reported = False
                 track.dirty.clear()  # held back; looked at in full once corroborated
                 continue
@@ -293,9 +290,9 @@ class DetectorEngine:
                 w = self.watched.get(new)
                 if w is None:
                     continue
-                changes = {"mmsi": [old, new]}
+                changes: dict[str, list[int] | list[str | None]] = {"mmsi": [old, new]}
                 if flag_of(old) != flag_of(new):
-                    changes["flag"] = [flag_of(old), flag_of(new)]  # type: ignore[list-item]
+                    changes["flag"] = [flag_of(old), flag_of(new)]
                 event = Event(
                     kind="identity_change", mmsi=new, start=ts, key="mmsi", details={"changes": changes}
                 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 MASK = Path(__file__).with_name("data") / "inland.npz"
 
@@ -20,7 +21,8 @@ class InlandMask:
     def __init__(self, path: Path = MASK) -> None:
         with np.load(path) as data:
             rows, cols = (int(n) for n in data["shape"])
-            self._cells = np.unpackbits(data["inland"], axis=1, count=cols).astype(bool)
+            cells = np.unpackbits(data["inland"], axis=1, count=cols)
+            self._cells: npt.NDArray[np.bool_] = cells.astype(np.bool_)
         self._rows, self._cols = rows, cols
 
     def far_inland(self, lat: float, lon: float) -> bool:

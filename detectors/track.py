@@ -123,8 +123,13 @@ class VesselTrack:
     def _inland(self, fix: Position) -> bool:
         """Far inland? A fix close to the last accepted one (at sea) is not: no lookup."""
         assert self.land is not None and fix.lat is not None and fix.lon is not None
-        last = self.last
-        if last is not None and abs(fix.lat - last.lat) + abs(fix.lon - last.lon) < 0.05:  # type: ignore[operator]
+        last = self.last  # an accepted fix, so it has a position
+        if (
+            last is not None
+            and last.lat is not None
+            and last.lon is not None
+            and abs(fix.lat - last.lat) + abs(fix.lon - last.lon) < 0.05
+        ):
             return False
         return self.land.far_inland(fix.lat, fix.lon)
 

@@ -19,13 +19,23 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Literal
 
+from detectors.evidence import (
+    CallSignAgrees,
+    Evidence,
+    FlagAgrees,
+    Listed,
+    MatchLevel,
+    NameMatch,
+    OtherFlag,
+    OtherImo,
+    ShipTypeAgrees,
+    level_of,
+)
 from ingest.errors import ConfigError
 
 DATA = Path(__file__).with_name("data")
 #: The watchlist shipped with aiswatch (DOMAIN.md's ships).
 DEFAULT_WATCHLIST = DATA / "watchlist.toml"
-
-MatchLevel = Literal["identified", "probable", "candidate", "rejected"]
 
 # Latin look-alikes: Cyrillic and Greek capitals, and the digits 0 and 1.
 _LOOKALIKES = str.maketrans(
@@ -93,12 +103,24 @@ class WatchlistEntry:
 
 @dataclass(frozen=True)
 class Match:
-    """How a vessel (an MMSI) relates to a watchlist entry, and why."""
+    """How a vessel (an MMSI) relates to a watchlist entry, and why: the level
+    follows from the evidence (:func:`detectors.evidence.level_of`)."""
 
     entry: WatchlistEntry
     mmsi: int
-    level: MatchLevel
-    reasons: tuple[str, ...] = field(default=())
+    evidence: tuple[Evidence, ...]
+    level: MatchLevel = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level", level_of(self.evidence))
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The evidence in words, as stored and shown."""
+        return tuple(map(str, self.evidence))
+
+    def with_evidence(self, *more: Evidence) -> Match:
+        return Match(self.entry, self.mmsi, self.evidence + more)
 
 
 class Watchlist:
@@ -117,8 +139,7 @@ class Watchlist:
         entry = self.by_mmsi.get(mmsi)
         if entry is None:
             return None
-        ident = entry.ids("mmsi")[str(mmsi)]
-        return Match(entry, mmsi, "identified", (f"MMSI {mmsi} listed ({ident.source}, {ident.confidence})",))
+        return Match(entry, mmsi, (_listed(entry, "mmsi", mmsi),))
 
     def match_static(
         self,
@@ -133,41 +154,45 @@ class Watchlist:
         if (listed := self.match_mmsi(mmsi)) is not None:
             return [listed]
         if imo is not None and (entry := self.by_imo.get(imo)) is not None:
-            ident = entry.ids("imo")[str(imo)]
-            return [
-                Match(entry, mmsi, "identified", (f"IMO {imo} listed ({ident.source}, {ident.confidence})",))
-            ]
-        matches = []
-        flag = flag_of(mmsi)
-        for entry in self.by_name.get(normalise_name(shipname), ()):
-            said = f"name {shipname!r} matches {entry.name}"
-            if imo is not None and (imo in entry.not_imo or (entry.imo is not None and imo != entry.imo)):
-                matches.append(Match(entry, mmsi, "rejected", (said, f"but IMO {imo} is another ship")))
-            elif flag is not None and entry.flag is not None and flag != entry.flag:
-                matches.append(
-                    Match(
-                        entry,
-                        mmsi,
-                        "rejected",
-                        (said, f"but MID {mmsi // 1_000_000} is {flag}, not {entry.flag}"),
-                    )
-                )
-            else:
-                reasons = [said]
-                if flag is not None and flag == entry.flag:
-                    reasons.append(f"flag {flag} from MID {mmsi // 1_000_000}")
-                if (
-                    ship_type is not None
-                    and entry.ship_types
-                    and entry.ship_types[0] <= ship_type <= entry.ship_types[1]
-                ):
-                    reasons.append(f"ship type {ship_type}")
-                if callsign and normalise_name(callsign) in {
-                    normalise_name(c) for c in entry.ids("callsign")
-                }:
-                    reasons.append(f"call sign {callsign}")
-                matches.append(Match(entry, mmsi, "candidate", tuple(reasons)))
-        return matches
+            return [Match(entry, mmsi, (_listed(entry, "imo", imo),))]
+        if not shipname:
+            return []
+        named = self.by_name.get(normalise_name(shipname), ())
+        return [
+            Match(entry, mmsi, _name_evidence(entry, mmsi, shipname, imo, callsign, ship_type))
+            for entry in named
+        ]
+
+
+def _listed(entry: WatchlistEntry, kind: Literal["imo", "mmsi"], value: int) -> Listed:
+    ident = entry.ids(kind)[str(value)]
+    return Listed(kind, value, ident.source, ident.confidence)
+
+
+def _name_evidence(
+    entry: WatchlistEntry,
+    mmsi: int,
+    shipname: str,
+    imo: int | None,
+    callsign: str | None,
+    ship_type: int | None,
+) -> tuple[Evidence, ...]:
+    """A name match, and what the rest of the static report says of it: a
+    contradiction, or what agrees."""
+    said = NameMatch(shipname, entry.name)
+    flag, mid = flag_of(mmsi), mmsi // 1_000_000
+    if imo is not None and (imo in entry.not_imo or (entry.imo is not None and imo != entry.imo)):
+        return (said, OtherImo(imo))
+    if flag is not None and entry.flag is not None and flag != entry.flag:
+        return (said, OtherFlag(mid, flag, entry.flag))
+    evidence: list[Evidence] = [said]
+    if flag is not None and flag == entry.flag:
+        evidence.append(FlagAgrees(mid, flag))
+    if ship_type is not None and entry.ship_types and entry.ship_types[0] <= ship_type <= entry.ship_types[1]:
+        evidence.append(ShipTypeAgrees(ship_type))
+    if callsign and normalise_name(callsign) in {normalise_name(c) for c in entry.ids("callsign")}:
+        evidence.append(CallSignAgrees(callsign))
+    return tuple(evidence)
 
 
 def load_watchlist(path: Path = DEFAULT_WATCHLIST) -> Watchlist:

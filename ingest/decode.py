@@ -1,4 +1,7 @@
-"""Payloads to records, with pyais doing the bit decoding. Pure, no I/O.
+"""Payloads to records: pyais's messages to fields, fields to records. Pure, no I/O.
+
+The common types are decoded without pyais (:mod:`ingest.fastdecode`), to the
+same fields; pyais decodes the rest, and is the oracle in the tests.
 
 What this adds to pyais, each measured against gpsd on the shared captures:
 
@@ -22,6 +25,19 @@ from typing import Any, Final
 
 from ingest.records import Position, StaticReport
 
+#: A position's fields: mmsi, lat, lon, speed, course, heading, status, turn, accuracy, second.
+PositionFields = tuple[
+    int, float | None, float | None, float | None, float | None, int | None, int | None, float | None, bool,
+    int | None,
+]  # fmt: skip
+#: A static report's fields: mmsi, part (type 24: 0 or 1, else -1), imo, callsign, shipname,
+#: ship type, to bow, to stern, to port, to starboard, draught, destination, ETA as
+#: (month, day, hour, minute) or None.
+StaticFields = tuple[
+    int, int, int | None, str | None, str | None, int | None, int | None, int | None, int | None, int | None,
+    float | None, str | None, tuple[int, int, int, int] | None,
+]  # fmt: skip
+
 #: Six-bit value of each payload character (the AIS armoring).
 ARMOR: Final = tuple((c - 48 - 8 if c - 48 > 40 else c - 48) if 48 <= c <= 119 else 0 for c in range(256))
 
@@ -42,7 +58,14 @@ _SHIP_TYPE_OFFSET: Final = {5: 232, 19: 263, 24: 40}
 
 
 def text(value: str | None) -> str | None:
-    """An AIS text field cut at the first ``@`` and trimmed; None if empty."""
+    """An AIS text field as stored, from every source: cut at the first ``@``
+    (the padding, and what follows it is not text), spaces trimmed; None if
+    nothing is left (``"LADY R@@@@"`` -> ``"LADY R"``, ``"@@@@"`` -> None).
+
+    Trailing spaces are padding too. Leading ones (gpsd keeps them, and some
+    transmitters send them) are trimmed as well: a feed that trimmed them
+    upstream must not read as a changed call sign or destination.
+    """
     if value is None:
         return None
     cut = value.find("@")
@@ -67,12 +90,8 @@ def utc(ts: float) -> datetime:
     return when
 
 
-def to_position(msg: Any, ts: float, station: str | None, crc: int, sentences: int) -> Position:
-    """A :class:`Position` from a decoded type 1, 2, 3, 18, 19 or 27 message.
-
-    On the hot path: the tuple is built directly (``tuple.__new__``), which is
-    several times cheaper than the NamedTuple constructor.
-    """
+def pyais_position(msg: Any) -> PositionFields:
+    """The fields of a pyais type 1, 2, 3, 18, 19 or 27 message, in our units."""
     msg_type = msg.msg_type
     lat = msg.lat
     lon = msg.lon
@@ -106,27 +125,21 @@ def to_position(msg: Any, ts: float, station: str | None, crc: int, sentences: i
                 turn = None
         else:
             status = turn = None
-    return _new(
-        Position,
-        (utc(ts), msg.mmsi, msg_type, lat, lon, speed, course, heading, status, turn, bool(msg.accuracy),
-         second, station, crc, sentences),
-    )  # fmt: skip
+    return msg.mmsi, lat, lon, speed, course, heading, status, turn, bool(msg.accuracy), second
 
 
-def to_static(msg: Any, bits: Any, ts: float, sentences: int) -> StaticReport:
-    """A :class:`StaticReport` from a decoded type 5, 19 or 24 message.
+def pyais_static(msg: Any, bits: Any) -> StaticFields:
+    """The fields of a pyais type 5, 19 or 24 message, in our units.
 
     Type 24 part A carries only the name and part B only the rest; joining the
     two is the caller's job (see :class:`ingest.pipeline.LineDecoder`).
     """
     msg_type = msg.msg_type
-    when = utc(ts)
+    part = msg.partno if msg_type == 24 else -1
     ship_type = None
-    offset = _SHIP_TYPE_OFFSET[msg_type]
-    if msg_type != 24 or msg.partno == 1:
-        ship_type = bits.get(offset, 8) or None  # the raw code: pyais maps reserved ones to 0
-    imo = callsign = destination = eta = draught = None
-    shipname = None
+    if part != 0:
+        ship_type = bits.get(_SHIP_TYPE_OFFSET[msg_type], 8) or None  # raw: pyais maps reserved codes to 0
+    imo = callsign = destination = draught = eta = shipname = None
     dims: tuple[int | None, ...] = (None, None, None, None)
     if msg_type == 5:
         imo = msg.imo or None
@@ -134,35 +147,45 @@ def to_static(msg: Any, bits: Any, ts: float, sentences: int) -> StaticReport:
         shipname = text(msg.shipname)
         destination = text(msg.destination)
         draught = msg.draught or None
-        eta = eta_from(when, msg.month, msg.day, msg.hour, msg.minute)
+        eta = (msg.month, msg.day, msg.hour, msg.minute)
         dims = (msg.to_bow, msg.to_stern, msg.to_port, msg.to_starboard)
     elif msg_type == 19:
         shipname = text(msg.shipname)
         dims = (msg.to_bow, msg.to_stern, msg.to_port, msg.to_starboard)
-    elif msg.partno == 0:
+    elif part == 0:
         shipname = text(msg.shipname)
     else:
         callsign = text(msg.callsign)
         if not str(msg.mmsi).startswith("98"):  # auxiliary craft send a mothership MMSI
             dims = (msg.to_bow, msg.to_stern, msg.to_port, msg.to_starboard)
     to_bow, to_stern, to_port, to_starboard = (d or None for d in dims)
+    return (
+        msg.mmsi, part, imo, callsign, shipname, ship_type, to_bow, to_stern, to_port, to_starboard,
+        draught, destination, eta,
+    )  # fmt: skip
+
+
+def make_position(
+    fields: PositionFields, msg_type: int, ts: float, station: str | None, crc: int, sentences: int
+) -> Position:
+    """A :class:`Position`, built directly (``tuple.__new__`` is several
+    times cheaper than the NamedTuple constructor, and this is the hot path)."""
+    mmsi, lat, lon, speed, course, heading, status, turn, accuracy, second = fields
+    return _new(
+        Position,
+        (utc(ts), mmsi, msg_type, lat, lon, speed, course, heading, status, turn, accuracy, second,
+         station, crc, sentences),
+    )  # fmt: skip
+
+
+def make_static(fields: StaticFields, msg_type: int, ts: float, sentences: int) -> StaticReport:
+    when = utc(ts)
+    mmsi, _, imo, callsign, shipname, ship_type, to_bow, to_stern, to_port, to_starboard = fields[:10]
+    draught, destination, eta = fields[10:]
     return StaticReport(
-        when,
-        msg.mmsi,
-        msg_type,
-        imo,
-        callsign,
-        shipname,
-        ship_type,
-        to_bow,
-        to_stern,
-        to_port,
-        to_starboard,
-        draught,
-        destination,
-        eta,
-        sentences,
-    )
+        when, mmsi, msg_type, imo, callsign, shipname, ship_type, to_bow, to_stern, to_port, to_starboard,
+        draught, destination, None if eta is None else eta_from(when, *eta), sentences,
+    )  # fmt: skip
 
 
 def eta_from(when: datetime, month: int, day: int, hour: int, minute: int) -> datetime | None:

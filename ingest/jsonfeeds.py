@@ -4,11 +4,13 @@
   in ``nmea`` with ``rxuxtime`` (UNIX seconds) and ``station_id``: they become
   NMEA lines with a tag block (``\\s:station,c:time*hh\\``), so the same
   decoder, checksums, reassembly and duplicate window apply.
-* JSON_FULL without ``nmea``, and aisstream.io's messages (``MessageType``,
-  ``MetaData``, ``Message`` with PascalCase fields), are mapped to records.
+* JSON_FULL without ``nmea`` (positions, and type 5 static and voyage data),
+  and aisstream.io's messages (``MessageType``, ``MetaData``, ``Message`` with
+  PascalCase fields), are mapped to records.
 
 "Not available" values (lat 91, lon 181, speed 102.3, course 360, heading
-511) become ``None`` here too.
+511) become ``None`` here too, and text fields are trimmed as NMEA's are
+(:func:`ingest.decode.text`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zlib import crc32
 
-from ingest.decode import eta_from
+from ingest.decode import eta_from, text
 from ingest.nmea import xor_checksum
 from ingest.records import Position, StaticReport
 
@@ -56,21 +58,47 @@ def _na(value: Any, missing: float) -> float | None:
     return None if abs(float(value) - missing) < 1e-9 or float(value) >= missing else float(value)
 
 
+def _text(body: dict[str, Any], key: str) -> str | None:
+    """A text field, trimmed as every source's are; not text at all is a :class:`FeedError`."""
+    value = body.get(key)
+    if value is not None and not (isinstance(value, str) and value.isprintable()):
+        raise FeedError(f"{key} is not text: {str(value)[:40]!r}")
+    return text(value)
+
+
+def _positive(value: Any) -> int | None:
+    """A JSON integer above 0, else None (0 is "not available" for IMO, ship type, dimensions)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _crc(doc: Any) -> int:
     return crc32(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
 
 
-def aiscatcher_position(doc: dict[str, Any]) -> Position:
-    """A JSON_FULL position report without sentences."""
+def aiscatcher_record(doc: dict[str, Any]) -> Position | StaticReport:
+    """A JSON_FULL position report, or static and voyage data (type 5), without sentences."""
     try:
         mmsi, msg_type, when = int(doc["mmsi"]), int(doc["type"]), float(doc["rxuxtime"])
     except (KeyError, TypeError, ValueError) as exc:
         raise FeedError(f"needs mmsi, type and rxuxtime ({exc})") from exc
+    ts = datetime.fromtimestamp(when, UTC)
+    if msg_type == 5:
+        draught = doc.get("draught")
+        return StaticReport(
+            ts=ts, mmsi=mmsi, msg_type=5, imo=_positive(doc.get("imo")),
+            callsign=_text(doc, "callsign"), shipname=_text(doc, "shipname"),
+            ship_type=_positive(doc.get("shiptype")), to_bow=_positive(doc.get("to_bow")),
+            to_stern=_positive(doc.get("to_stern")), to_port=_positive(doc.get("to_port")),
+            to_starboard=_positive(doc.get("to_starboard")),
+            draught=float(draught) if isinstance(draught, int | float) and draught > 0 else None,
+            destination=_text(doc, "destination"),
+            eta=_eta(ts, doc, ("month", "day", "hour", "minute")),
+        )  # fmt: skip
     if msg_type not in (1, 2, 3, 18, 19, 27):
-        raise FeedError(f"type {msg_type} is not a position report")
+        raise FeedError(f"type {msg_type} is not a position report or type 5")
     heading = doc.get("heading")
     return Position(
-        datetime.fromtimestamp(when, UTC), mmsi, msg_type, _na(doc.get("lat"), 91.0),
+        ts, mmsi, msg_type, _na(doc.get("lat"), 91.0),
         _na(doc.get("lon"), 181.0), _na(doc.get("speed"), 102.3), _na(doc.get("course"), 360.0),
         None if heading in (None, 511) else int(heading), doc.get("status"), None, None, doc.get("second"),
         None if doc.get("station_id") is None else str(doc["station_id"]), _crc(doc),
@@ -125,16 +153,17 @@ def aisstream_record(doc: dict[str, Any]) -> Position | StaticReport | None:
         eta = body.get("Eta") or {}
         return StaticReport(
             ts, mmsi, int(body.get("MessageID", 5)), body.get("ImoNumber") or None,
-            (body.get("CallSign") or "").strip("@ ") or None, (body.get("Name") or "").strip("@ ") or None,
+            _text(body, "CallSign"), _text(body, "Name"),
             body.get("Type"), dim.get("A"), dim.get("B"), dim.get("C"), dim.get("D"),
             _na(body.get("MaximumStaticDraught"), 25.5) or None,
-            (body.get("Destination") or "").strip("@ ") or None, _eta(ts, eta),
+            _text(body, "Destination"), _eta(ts, eta, ("Month", "Day", "Hour", "Minute")),
         )  # fmt: skip
     return None
 
 
-def _eta(ts: datetime, eta: dict[str, Any]) -> datetime | None:
+def _eta(ts: datetime, fields: Any, keys: tuple[str, str, str, str]) -> datetime | None:
+    """The ETA from a feed's month, day, hour and minute fields (``keys``); None if absent or odd."""
     try:
-        return eta_from(ts, *(int(eta[k]) for k in ("Month", "Day", "Hour", "Minute")))
+        return eta_from(ts, *(int(fields[k]) for k in keys))
     except (KeyError, TypeError, ValueError):
         return None

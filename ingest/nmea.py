@@ -114,15 +114,13 @@ def xor_checksum(data: bytes) -> int:
 
 
 def parse_line(line: bytes) -> Sentence | GatehouseTime | Skip:
-    """Parse one line (without its line ending)."""
-    if len(line) <= MAX_LINE_BYTES and line.isascii():
-        match = _WHOLE.fullmatch(line)
-        if match is not None:  # the common case, in one regex; anything else takes the long way
-            return _from_match(match)
-    return _parse_slowly(line)
-
-
-def _from_match(match: re.Match[bytes]) -> Sentence | Skip:
+    """Parse one line (without its line ending). The common case, a
+    well-formed sentence, is one regular expression and the checks below
+    (written out here: this runs for every line); anything else takes the
+    long way, which says what is wrong."""
+    match = _WHOLE.fullmatch(line) if len(line) <= MAX_LINE_BYTES and line.isascii() else None
+    if match is None:
+        return _parse_slowly(line)
     tag, body, count, num, seq_id, channel, payload, fill, checksum, trailer = match.groups()
     time: float | None = None
     station: str | None = None
@@ -241,7 +239,15 @@ def _tag_block(tag: bytes) -> tuple[float | None, str | None, bytes | None] | Sk
     return parsed
 
 
+#: A tag block is printable ASCII: its checksum does not see a NUL byte (XOR
+#: with zero), and a control character in a station name must never reach
+#: the database, which refuses a NUL in text.
+_PRINTABLE: Final = re.compile(rb"[ -~]*")
+
+
 def _parse_tag_block(tag: bytes) -> tuple[float | None, str | None, bytes | None] | Skip:
+    if _PRINTABLE.fullmatch(tag) is None:
+        return Skip(MALFORMED, "tag_block", "control character in the tag block")
     star = tag.rfind(b"*")
     if star < 0:
         return Skip(MALFORMED, "tag_block", "no checksum")

@@ -21,7 +21,10 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -54,6 +57,21 @@ def _init_worker(log_level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(
+            target=_exit_with_parent, args=(parent.sentinel,), name="aiswatch-parent-watch", daemon=True
+        ).start()
+
+
+def _exit_with_parent(sentinel: int) -> None:
+    """Runs in the worker: end when the parent does, even by kill -9 (which
+    leaves no time to shut the pool down). The sentinel is a pipe the parent
+    holds open; the kernel closes it when the parent dies. Multiprocessing's
+    resource tracker ends in turn, once no process holds its pipe."""
+    multiprocessing.connection.wait([sentinel])
+    logging.getLogger(__name__).warning("decoder: the parent process has gone; exiting")
+    os._exit(0)
 
 
 def _decode(

@@ -19,16 +19,30 @@ from zlib import crc32
 from pyais.bit_vector import bit_vector
 from pyais.messages import MSG_CLASS
 
+from ingest import fastdecode
 from ingest.assembly import Assembled, FragmentAssembler
-from ingest.decode import ARMOR, BIT_LENGTHS, refine_to_second, to_position, to_static
+from ingest.decode import (
+    ARMOR,
+    BIT_LENGTHS,
+    StaticFields,
+    make_position,
+    make_static,
+    pyais_position,
+    pyais_static,
+    refine_to_second,
+)
 from ingest.dedup import DuplicateWindow
-from ingest.nmea import FILTERED, GatehouseTime, Sentence, Skip, parse_line
-from ingest.records import POSITION_TYPES, Position, StaticReport
+from ingest.fastdecode import position_record
+from ingest.nmea import FILTERED, GatehouseTime, Sentence, parse_line
+from ingest.records import Position, StaticReport
 
 log = logging.getLogger(__name__)
 
 #: Event times more than this far ahead of the receive clock are rejected.
 MAX_FUTURE_S: Final = 86_400.0
+#: The types decoded without pyais (see ingest/fastdecode.py).
+_FAST_POSITIONS: Final = frozenset({1, 2, 3, 18, 27})
+_FAST_STATICS: Final = frozenset({5, 24})
 #: How many examples of each malformed reason are logged and kept per source.
 EXAMPLES_PER_REASON: Final = 3
 
@@ -41,7 +55,9 @@ class IngestStats:
     lost + pending`` at all times, where ``pending`` lines wait for the rest of
     their message or for the database. ``already_stored`` lines were read
     before (a replay) and found in the database; ``lost`` lines could not be
-    kept (the database away and the spool full).
+    kept (the database away and the spool full). ``malformed`` includes the
+    lines of records the database refused for their content (``refused``, by
+    reason: the writer's count, which the decoder's counts never overwrite).
     """
 
     source: str
@@ -53,9 +69,13 @@ class IngestStats:
     lost: int = 0
     filtered: Counter[str] = field(default_factory=Counter)
     malformed: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=Counter)
     messages_by_type: Counter[int] = field(default_factory=Counter)
     positions: int = 0
     positions_stored: int = 0
+    #: Accepted lines with no event time of their own, stamped with the time they were read
+    #: (a replay of them is stored again: the database cannot know them for repeats).
+    untimed: int = 0
     static_reports: int = 0
     identity_changes: int = 0
     #: First few (line number, detail) of each malformed reason.
@@ -85,15 +105,26 @@ class IngestStats:
                 "%s: line %d: malformed (%s)%s", self.source, lineno, reason, f": {detail}" if detail else ""
             )
 
+    def note_refused(self, reason: str, count: int, detail: str) -> None:
+        """Lines whose record the database refused for its content (the
+        writer's count). Records carry no line number: ``detail`` names the
+        record (MMSI, time, type), and its example is kept with line 0."""
+        self.refused[reason] += count
+        self.malformed[reason] += count
+        seen = self.examples.setdefault(reason, [])
+        if len(seen) < EXAMPLES_PER_REASON:
+            seen.append((0, detail))
+        log.error("%s: a record the database refused was isolated (%s): %s", self.source, reason, detail)
+
     def adopt_decoder_counts(self, decoder: IngestStats) -> None:
         """Take the counts only the decoder knows from ``decoder`` (a snapshot
         from the process that decodes); the writer's counts stay ours."""
-        for name in ("lines", "accepted", "duplicate", "positions", "static_reports"):
+        for name in ("lines", "accepted", "duplicate", "positions", "static_reports", "untimed"):
             setattr(self, name, getattr(decoder, name))
         self.filtered = decoder.filtered
-        self.malformed = decoder.malformed
+        self.malformed = decoder.malformed + self.refused
         self.messages_by_type = decoder.messages_by_type
-        self.examples = decoder.examples
+        self.examples = decoder.examples | {r: self.examples[r] for r in self.refused if r in self.examples}
 
     def merge(self, other: IngestStats) -> None:
         """Add ``other``'s counts (for totals over several sources)."""
@@ -103,6 +134,7 @@ class IngestStats:
                 setattr(self, item.name, getattr(self, item.name) + value)
         self.filtered.update(other.filtered)
         self.malformed.update(other.malformed)
+        self.refused.update(other.refused)
         self.messages_by_type.update(other.messages_by_type)
         self.errors.extend(other.errors)
         for reason, seen in other.examples.items():
@@ -143,24 +175,19 @@ class LineDecoder:
         for line in lines:
             self._lineno += 1
             parsed = parse_line(line)
-            kind = type(parsed)
-            if kind is Sentence:
-                assert isinstance(parsed, Sentence)
+            if isinstance(parsed, Sentence):
                 time = parsed.time
                 if parsed.frag_count == 1 and self._gatehouse is None and (time is None or time <= latest):
                     message(parsed.payload, parsed.fill_bits, parsed, 1, time, received)  # the hot path
                 else:
                     self._sentence(parsed, received)
-            elif kind is GatehouseTime:
-                assert isinstance(parsed, GatehouseTime)
+            elif isinstance(parsed, GatehouseTime):
                 self._gatehouse = parsed
                 stats.filtered["gatehouse_time"] += 1
+            elif parsed.outcome == FILTERED:
+                stats.filtered[parsed.reason] += 1
             else:
-                assert isinstance(parsed, Skip)
-                if parsed.outcome == FILTERED:
-                    stats.filtered[parsed.reason] += 1
-                else:
-                    stats.note_malformed(parsed.reason, 1, self._lineno, parsed.detail)
+                stats.note_malformed(parsed.reason, 1, self._lineno, parsed.detail)
         stats.lines = self._lineno
         self._count_types()
         orphans = self._assembler.take_orphans()
@@ -200,7 +227,7 @@ class LineDecoder:
         if sentence.frag_count == 1:
             self._message(sentence.payload, sentence.fill_bits, sentence, 1, time, received)
             return
-        assembled: Assembled | None = self._assembler.add(sentence, received)
+        assembled: Assembled | None = self._assembler.add(sentence, received, self._lineno)
         if assembled is not None:
             # A message is timed by its first fragment (the tag block or $PGHP before it).
             first = assembled.first
@@ -224,34 +251,58 @@ class LineDecoder:
         if bounds is None:
             stats.filtered["type_not_stored"] += sentences
             return
-        if self._dedup.is_duplicate(payload, received if time is None else time):
-            stats.duplicate += sentences
-            return
         bit_count = len(payload) * 6 - fill_bits
         if not bounds[0] <= bit_count <= bounds[1]:
             stats.note_malformed("length", sentences, self._lineno, f"type {msg_type} with {bit_count} bits")
             return
-        try:
-            bits = bit_vector(payload, fill_bits)
-            msg: Any = MSG_CLASS[msg_type].from_vector(bits)  # pyais
-        except Exception as exc:  # pyais raises many kinds on bad bits
-            stats.note_malformed("decode", sentences, self._lineno, f"{type(exc).__name__}: {exc}")
+        if msg_type in _FAST_POSITIONS:  # nearly all the traffic: no pyais, nothing that can fail
+            if self._dedup.is_duplicate(payload, received if time is None else time):
+                stats.duplicate += sentences
+                return
+            stats.accepted += sentences
+            stats.positions += 1
+            if time is None:
+                stats.untimed += sentences
+            station, crc = first.station, crc32(payload)
+            self._positions.append(
+                position_record(
+                    msg_type, payload, fill_bits, bit_count, time, received, station, crc, sentences
+                )
+            )
+            return
+        fast: StaticFields | None = None
+        if msg_type in _FAST_STATICS:
+            fast = fastdecode.static(msg_type, fastdecode.payload_value(payload, fill_bits), bit_count)
+        if fast is None:  # pyais decodes the rest
+            try:
+                bits = bit_vector(payload, fill_bits)
+                msg: Any = MSG_CLASS[msg_type].from_vector(bits)
+            except Exception as exc:  # pyais raises many kinds on bad bits
+                stats.note_malformed("decode", sentences, self._lineno, f"{type(exc).__name__}: {exc}")
+                return
+        # Only a valid message enters the window: a broken copy (wrong fill
+        # bits, say) must not make the good copy after it a "duplicate".
+        if self._dedup.is_duplicate(payload, received if time is None else time):
+            stats.duplicate += sentences
             return
         stats.accepted += sentences
-        if msg_type in POSITION_TYPES:
+        if time is None:
+            stats.untimed += sentences
+        if msg_type == 19:  # a position and a static report in one
+            position = pyais_position(msg)
             if time is None:
-                second = msg.second if msg_type != 27 else None
-                time = refine_to_second(received, second if second is not None and second < 60 else None)
-            self._positions.append(to_position(msg, time, first.station, crc32(payload), sentences))
+                time = refine_to_second(received, position[9])
+            self._positions.append(
+                make_position(position, msg_type, time, first.station, crc32(payload), sentences)
+            )
             stats.positions += 1
-            if msg_type != 19:
-                return
-            sentences = 0  # a type 19's lines are accounted with its position
+            sentences = 0  # its lines are accounted with its position
         elif time is None:
             time = refine_to_second(received, None)
-        report = to_static(msg, bits, time, sentences)
+        fields: Any = pyais_static(msg, bits) if fast is None else fast
+        report = make_static(fields, msg_type, time, sentences)
         if msg_type == 24:
-            report = self._join_type24(report, msg.partno)
+            report = self._join_type24(report, fields[1])
         self._statics.append(report)
         stats.static_reports += 1
 

@@ -2,7 +2,8 @@
 
 ``Database`` is an async context manager: it checks the server once with a
 plain connection (so a wrong URL gives PostgreSQL's own one-line reason, not a
-pool time-out), migrates if asked, opens a psycopg_pool, and closes it on exit.
+pool time-out), migrates and maintains the partitions if asked (a reader
+passes ``migrate=False`` and changes nothing), opens a psycopg_pool, and closes it on exit.
 Every pooled connection gets the two temporary staging tables the writer
 COPYs into.
 """
@@ -19,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from ingest.errors import StorageError
 from storage.migrate import Flavour, MigrationReport, TimescaleChoice, migrate, schema_flavour
 from storage.partitions import PartitionManager
+from storage.timescale import apply_policies
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +98,27 @@ class Database:
             raise StorageError(f"cannot connect to {redact(self.url)}: {reason}") from exc
         async with conn:
             if self._migrate:
-                self.migration = await migrate(conn, timescaledb=self._timescaledb)
+                self.migration = await migrate(conn, url=self.url, timescaledb=self._timescaledb)
                 self.flavour = self.migration.flavour
             else:
                 self.flavour = await schema_flavour(conn)
             self.partitions = PartitionManager(self.flavour)
-            await self.partitions.load(conn)
-            await self.partitions.maintain(
-                conn,
-                today=datetime.now(UTC).date(),
-                ahead_days=self._ahead,
-                retention_days=self._retention,
-                compress_after_days=self._compress_after,
-            )
+            if self.flavour != "timescaledb":
+                await self.partitions.load(conn)
+            if not self._migrate:
+                pass  # only read: no policies, no partition maintenance
+            elif self.flavour == "timescaledb":
+                await apply_policies(
+                    conn, compress_after_days=self._compress_after, retention_days=self._retention
+                )
+            else:
+                await self.partitions.maintain(
+                    conn,
+                    today=datetime.now(UTC).date(),
+                    ahead_days=self._ahead,
+                    retention_days=self._retention,
+                    compress_after_days=self._compress_after,
+                )
         try:
             await self.pool.open(wait=True, timeout=30)
         except BaseException:

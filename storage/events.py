@@ -84,9 +84,12 @@ async def find_events(
     since: datetime | None = None,
     until: datetime | None = None,
     include_withdrawn: bool = False,
+    after: tuple[datetime, str, str] | None = None,
+    limit: int | None = None,
 ) -> list[tuple[Event, str, int]]:
     """Events by vessel (watchlist name, MMSI or IMO), kind, port and start
-    time, oldest first, each with its id and revision."""
+    time, oldest first, each with its id and revision. ``after`` (start,
+    vessel, id of the last one seen) and ``limit`` read them a page at a time."""
     where = ["true"]
     args: list[Any] = []
     if vessel:
@@ -107,9 +110,13 @@ async def find_events(
         args.append(until)
     if not include_withdrawn:
         where.append("state <> 'withdrawn'")
+    if after is not None:
+        where.append("(start_ts, vessel, id) > (%s, %s, %s)")
+        args += list(after)
+    page = "" if limit is None else f" LIMIT {int(limit)}"
     cur = await conn.execute(
         f"SELECT {_EVENT_COLUMNS}, id, revision FROM events WHERE {' AND '.join(where)}"
-        " ORDER BY start_ts, vessel, id",
+        f" ORDER BY start_ts, vessel, id{page}",
         args,
     )
     return [(_event(row[:-2]), row[-2], row[-1]) for row in await cur.fetchall()]

@@ -6,7 +6,10 @@ processes starting together do not race. A migration may come in two flavours,
 ``NNNN_name.native.sql`` (plain PostgreSQL, native partitioning) and
 ``NNNN_name.timescaledb.sql``; the flavour is chosen once, when the schema is
 first created, from whether the ``timescaledb`` extension can be created, and
-recorded in ``schema_migrations``.
+recorded in ``schema_migrations``. With ``storage.timescaledb = "auto"``, a
+server without the extension, or with it installed but not preloaded, gets
+native partitioning and a warning saying how to preload it; with ``"on"`` it
+is a one-line :class:`TimescaleUnavailable`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from typing import Literal
 
@@ -64,8 +68,11 @@ def load_migrations() -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def migrate(conn: psycopg.AsyncConnection, *, timescaledb: TimescaleChoice = "auto") -> MigrationReport:
-    """Bring the schema up to date; return what was done."""
+async def migrate(
+    conn: psycopg.AsyncConnection, *, url: str, timescaledb: TimescaleChoice = "auto"
+) -> MigrationReport:
+    """Bring the schema of the database at ``url`` (``conn`` is on it) up to
+    date; return what was done."""
     await conn.set_autocommit(True)
     await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
     try:
@@ -83,18 +90,23 @@ async def migrate(conn: psycopg.AsyncConnection, *, timescaledb: TimescaleChoice
         if flavours:
             flavour = "timescaledb" if "timescaledb" in flavours else "native"
         else:
-            flavour = await _choose_flavour(conn, timescaledb)
+            flavour = await _choose_flavour(url, timescaledb)
         applied: list[str] = []
         for migration in load_migrations():
             if migration.version in done:
                 continue
             label = f"{migration.version:04d}_{migration.name}"
-            async with conn.transaction():
-                await conn.execute(sql.SQL(migration.for_flavour(flavour)))
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, flavour) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, flavour),
-                )
+            warned = partial(_server_warning, label)
+            conn.add_notice_handler(warned)
+            try:
+                async with conn.transaction():
+                    await conn.execute(sql.SQL(migration.for_flavour(flavour)))
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, flavour) VALUES (%s, %s, %s)",
+                        (migration.version, migration.name, flavour),
+                    )
+            finally:
+                conn.remove_notice_handler(warned)
             log.info("database: applied migration %s (%s)", label, flavour)
             applied.append(label)
         current = max([m.version for m in load_migrations()], default=0)
@@ -103,27 +115,61 @@ async def migrate(conn: psycopg.AsyncConnection, *, timescaledb: TimescaleChoice
         await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
 
 
-async def _choose_flavour(conn: psycopg.AsyncConnection, choice: TimescaleChoice) -> Flavour:
+def _server_warning(label: str, notice: psycopg.errors.Diagnostic) -> None:
+    """The server's warnings about a migration, in our log (psycopg drops notices otherwise)."""
+    if notice.severity_nonlocalized == "WARNING":
+        log.warning("database: migration %s: the server warns: %s", label, notice.message_primary)
+
+
+#: How to make a server with the timescaledb package use it (its loader must be preloaded).
+PRELOAD_HINT = (
+    "set shared_preload_libraries = 'timescaledb' in postgresql.conf, as timescaledb-tune does, "
+    "and restart PostgreSQL"
+)
+
+
+class TimescaleUnavailable(StorageError):
+    """``storage.timescaledb = "on"``, but the extension cannot be created."""
+
+
+async def _choose_flavour(url: str, choice: TimescaleChoice) -> Flavour:
     if choice == "off":
         return "native"
-    available = await (
-        await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-    ).fetchone()
-    if available is None:
-        if choice == "on":
-            raise StorageError("storage.timescaledb is 'on' but this server has no timescaledb extension")
-        log.info("database: timescaledb is not available; using native partitioning")
-        return "native"
-    try:
-        await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.Error as exc:
-        if choice == "on":
-            raise StorageError(f"cannot create the timescaledb extension: {exc}") from exc
+    reason = await _create_extension(url)
+    if reason is None:
+        return "timescaledb"
+    hint = f" (to use TimescaleDB, {PRELOAD_HINT})" if "preload" in reason else ""
+    if choice == "on":
+        raise TimescaleUnavailable(f"storage.timescaledb is 'on' but {reason}{hint}")
+    if hint:
         log.warning(
-            "database: timescaledb is installed but cannot be created (%s); using native partitioning", exc
+            'database: %s; using native partitioning%s; storage.timescaledb = "off" silences this',
+            reason,
+            hint,
         )
-        return "native"
-    return "timescaledb"
+    else:
+        log.info("database: %s; using native partitioning", reason)
+    return "native"
+
+
+async def _create_extension(url: str) -> str | None:
+    """Create the timescaledb extension; None if done, else why not (one line).
+
+    On a connection of its own: when the package is installed but its loader
+    is not preloaded, CREATE EXTENSION is FATAL and the server closes the
+    connection (which holds the migration lock)."""
+    try:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=10) as conn:
+            available = await (
+                await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+            ).fetchone()
+            if available is None:
+                return "this server has no timescaledb extension"
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as exc:
+        text = exc.diag.message_primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"the timescaledb extension cannot be created: {text}"
+    return None
 
 
 async def schema_flavour(conn: psycopg.AsyncConnection) -> Flavour:

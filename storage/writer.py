@@ -48,8 +48,9 @@ import psycopg
 from ingest.errors import StorageError
 from ingest.pipeline import IngestStats
 from ingest.records import Position, StaticReport
+from ingest.retry import RetryPolicy
 from storage.database import Database, redact
-from storage.spool import Spool, SpooledBatch
+from storage.spool import Spool, SpooledBatch, SpoolFull
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,105 @@ DO UPDATE SET lines = source_counters.lines + EXCLUDED.lines, updated_at = now()
 """
 #: The longest wait for a pooled connection in one attempt.
 CONNECTION_TIMEOUT_S: Final = 10.0
+
+
+#: Errors that say "this data", not "the database is away": the batch is
+#: split until the records at fault are found. Everything else that the
+#: database raises (connection, shutdown, resources) means "away": retried
+#: or spooled, never counted against the data.
+REFUSED_FOR_CONTENT: Final = (
+    psycopg.errors.DataError,  # class 22: a NUL in text, a value out of range
+    psycopg.errors.IntegrityError,  # class 23: a constraint (replays are handled before)
+    psycopg.errors.ProgramLimitExceeded,  # class 54: a row or index entry too large
+)
+
+OnFailure = Literal["retry", "spool", "raise"]
+#: One source's outcome of a write: lines stored, already stored, the counters
+#: now persisted, identity changes, positions stored.
+_Result = tuple[int, int, Counter[tuple[str, str]], int, int]
+#: The database, away: retried with backoff (up to 8 s between attempts) until the writer gives up.
+DATABASE: Final = RetryPolicy(
+    transient=(psycopg.OperationalError,), permanent=REFUSED_FOR_CONTENT, base_s=0.25, cap_s=8.0
+)
+
+
+class WriterStopped(StorageError):
+    """The writer stopped on an error: nothing more is stored. Not a
+    source's failure, so restarting the source mends nothing."""
+
+
+class _Refused(Exception):
+    """The database refused a batch for its content."""
+
+    def __init__(self, error: psycopg.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an error's message (its type if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_reason(exc)}"
+
+
+def _describe(record: Position | StaticReport, error: psycopg.Error) -> str:
+    """What the database refused, and which record: the line's number is not
+    known here, its MMSI, time and type are."""
+    return (
+        f"{_first_line(error)} (MMSI {record.mmsi}, {record.ts:%Y-%m-%d %H:%M:%S}Z, type {record.msg_type})"
+    )
+
+
+def _records(batch: list[_Pending]) -> list[tuple[IngestStats, Position | StaticReport]]:
+    records: list[tuple[IngestStats, Position | StaticReport]] = []
+    for item in batch:
+        records += [(item.stats, p) for p in item.positions]
+        records += [(item.stats, s) for s in item.statics]
+    return records
+
+
+#: Distinct days of positions written in one transaction, at most.
+DAYS_PER_TRANSACTION: Final = 32
+
+
+def _by_days(batch: list[_Pending]) -> list[list[_Pending]]:
+    """``batch`` in parts of at most ``DAYS_PER_TRANSACTION`` days of
+    positions each (the static reports go with the first part)."""
+    days = sorted({p.ts.date() for item in batch for p in item.positions})
+    if len(days) <= DAYS_PER_TRANSACTION:
+        return [batch]
+    group = {day: i // DAYS_PER_TRANSACTION for i, day in enumerate(days)}
+    parts: list[dict[str, _Pending]] = [{} for _ in range(group[days[-1]] + 1)]
+    for item in batch:
+        parts[0].setdefault(item.stats.source, _Pending(item.stats))  # its counts, even with no records
+        for position in item.positions:
+            part = parts[group[position.ts.date()]]
+            part.setdefault(item.stats.source, _Pending(item.stats)).positions.append(position)
+        if item.statics:
+            parts[0].setdefault(item.stats.source, _Pending(item.stats)).statics.extend(item.statics)
+    return [list(part.values()) for part in parts if part]
+
+
+def _halves(batch: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
+    """``batch`` split in two by record count, each source's order kept."""
+    records = _records(batch)
+    cut = len(records) // 2
+    halves: tuple[list[_Pending], list[_Pending]] = ([], [])
+    for n, (half, part) in enumerate(zip(halves, (records[:cut], records[cut:]), strict=True)):
+        # the first half carries every source, so that counts without records are written too
+        by_source = {item.stats.source: _Pending(item.stats) for item in batch} if n == 0 else {}
+        for stats, record in part:
+            item = by_source.setdefault(stats.source, _Pending(stats))
+            if isinstance(record, Position):
+                item.positions.append(record)
+            else:
+                item.statics.append(record)
+        half.extend(by_source.values())
+    return halves
 
 
 class BatchHook(Protocol):
@@ -167,7 +267,8 @@ class RecordWriter:
         self.stats = WriterStats()
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(queue_chunks)
         self._task: asyncio.Task[None] | None = None
-        self._persisted: dict[str, Counter[tuple[str, str]]] = {}
+        #: What each source's stats have put in source_counters (by id; the stats kept alive with it).
+        self._persisted: dict[int, tuple[IngestStats, Counter[tuple[str, str]]]] = {}
 
     async def __aenter__(self) -> RecordWriter:
         self._task = asyncio.create_task(self._run(), name="aiswatch-writer")
@@ -213,18 +314,38 @@ class RecordWriter:
         ``on_stored`` is called once they are committed (or spooled)."""
         await self._enqueue(_Pending(stats, positions, statics, [on_stored] if on_stored else []))
 
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the writer's task, if it stopped with an error."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
+
     async def _enqueue(self, item: _Pending | None) -> None:
         """Queue ``item``, or raise the writer's error if it stops first."""
         assert self._task is not None, "use the writer as an async context manager"
-        if self._task.done():
-            await self._task  # the writer died: surface its error to the producer
-        queued = asyncio.ensure_future(self._queue.put(item))
-        await asyncio.wait({queued, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if not queued.done():  # the writer stopped while we waited for room
-            queued.cancel()
-            await self._task
+        if not self._task.done():
+            queued = asyncio.ensure_future(self._queue.put(item))
+            await asyncio.wait({queued, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            if queued.done():
+                return
+            queued.cancel()  # the writer stopped while we waited for room
+        failure = self.failure
+        if failure is not None:
+            raise WriterStopped(str(failure)) from failure  # surface its error to the producer
+        await self._task  # cancelled: raises that
+        raise WriterStopped("the writer has stopped")
 
     async def _run(self) -> None:
+        try:
+            await self._take_batches()
+        except Exception as exc:
+            # never quietly: the producers get this error at their next put, /health reports it
+            log.error("database: the writer stopped: %s: %s", type(exc).__name__, exc)
+            raise
+
+    async def _take_batches(self) -> None:
         pending: dict[str, _Pending] = {}
         rows = 0
         started = 0.0
@@ -279,7 +400,7 @@ class RecordWriter:
     async def _replay(self) -> None:
         """Write spooled batches, oldest first, while the database takes them."""
         assert self.spool is not None
-        while (spooled := self.spool.oldest()) is not None:
+        while (spooled := await asyncio.to_thread(self.spool.oldest)) is not None:
             batch = [
                 _Pending(self._stats_for(source), positions, statics)
                 for source, positions, statics in spooled
@@ -292,26 +413,32 @@ class RecordWriter:
                     self._last_spool_warning = now
                     log.warning(
                         "database: still away (%s); %d batches (%d bytes) wait in the spool",
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                        _reason(exc),
                         len(self.spool), self.spool.bytes,
                     )  # fmt: skip
                 return
-            self.spool.pop()
+            await asyncio.to_thread(self.spool.pop)
             self.stats.replayed_batches += 1
             if not len(self.spool):
                 log.warning("database: back; the spool is replayed and empty")
 
-    def _to_spool(self, batch: list[_Pending], reason: str) -> None:
+    async def _to_spool(self, batch: list[_Pending], reason: str) -> None:
         assert self.spool is not None
         spooled: SpooledBatch = [(i.stats.source, i.positions, i.statics) for i in batch]
-        if self.spool.put(spooled):
-            _stored(batch)  # on disk, fsynced
-            if not self.stats.spooled_batches or len(self.spool) == 1:
-                log.warning(
-                    "database: %s; batches go to the spool %s until it is back", reason, self.spool.directory
-                )
-            self.stats.spooled_batches += 1
+        try:
+            await asyncio.to_thread(self.spool.put, spooled)  # pickling and fsync: off the event loop
+        except SpoolFull as full:
+            self._lose(batch, f"{reason}, and {full}")
             return
+        _stored(batch)  # on disk, fsynced
+        if not self.stats.spooled_batches or len(self.spool) == 1:
+            log.warning(
+                "database: %s; batches go to the spool %s until it is back", reason, self.spool.directory
+            )
+        self.stats.spooled_batches += 1
+
+    def _lose(self, batch: list[_Pending], reason: str) -> None:
+        """Neither the database nor the spool can keep ``batch``: count its lines lost, loudly."""
         lines = 0
         for item in batch:
             lost = sum(p.sentences for p in item.positions) + sum(s.sentences for s in item.statics)
@@ -320,70 +447,135 @@ class RecordWriter:
         self.stats.lost_lines += lines
         _stored(batch)  # lost and counted: a redelivery would be lost again
         log.error(
-            "database: %s and the spool is full (%d bytes): %d lines LOST (%d lost so far)",
-            reason, self.spool.bytes, lines, self.stats.lost_lines,
+            "database: %s: %d lines LOST (%d lost so far)", reason, lines, self.stats.lost_lines
         )  # fmt: skip
 
     async def _flush(self, batch: list[_Pending]) -> None:
         if self.spool is None:
             await self._commit(batch, on_failure="retry")
         elif len(self.spool):
-            self._to_spool(batch, "away")  # behind older spooled batches: order is kept
+            await self._to_spool(batch, "away")  # behind older spooled batches: order is kept
         else:
             await self._commit(batch, on_failure="spool")
 
-    async def _commit(self, batch: list[_Pending], *, on_failure: Literal["retry", "spool", "raise"]) -> None:
-        """Write ``batch`` in one transaction. When the database fails: retry
-        with backoff for ``give_up_s`` and raise :class:`StorageError`, spool
-        the batch, or raise the database's error, as ``on_failure`` says."""
-        began = time.perf_counter()
-        attempt = 0
-        while True:
+    async def _commit(self, batch: list[_Pending], *, on_failure: OnFailure) -> None:
+        """Write ``batch``. When the database is away: retry with backoff for
+        ``give_up_s`` and raise :class:`StorageError`, spool the batch, or
+        raise the database's error, as ``on_failure`` says. When it refuses
+        the batch for its content, isolate the records it refuses (see
+        :meth:`_isolate`) and write the rest. A batch of an archive that spans
+        many days is written in parts of at most ``DAYS_PER_TRANSACTION``
+        days each: every partition or chunk a transaction touches holds locks
+        until its commit, and a decade in one batch exhausted the server's
+        lock table ("out of shared memory"), natively and on TimescaleDB."""
+        parts = _by_days(batch)
+        for i, part in enumerate(parts):
             try:
-                results = await self._write(batch)
-            except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
-                if self.hook is not None:
-                    self.hook.after_failure()
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                if on_failure == "spool":
-                    self._to_spool(batch, f"write failed ({reason})")
-                    return
-                if on_failure == "raise":
-                    raise
-                waited = time.perf_counter() - began
-                if waited >= self.give_up_s:
-                    where = redact(self.db.url)
-                    raise StorageError(
-                        f"the database at {where} did not take writes for {waited:.0f} s ({reason})"
-                    ) from exc
-                self.stats.retries += 1
-                delay = min(8.0, 0.25 * 2**attempt, max(0.0, self.give_up_s - waited))
-                attempt += 1
-                log.warning("database: write failed (%s); retry %d in %.1f s", exc, attempt, delay)
-                await asyncio.sleep(delay)
-                continue
+                spooled = await self._commit_part(part, on_failure=on_failure)
+            except _Refused as refused:
+                spooled = await self._isolate(part, refused.error, on_failure=on_failure)
+            if spooled:
+                for rest in parts[i + 1 :]:  # the database went away: the rest follow, in order
+                    await self._to_spool(rest, "away")
+                break
+        _stored(batch)
+
+    async def _isolate(self, batch: list[_Pending], error: psycopg.Error, *, on_failure: OnFailure) -> bool:
+        """Split a batch the database refused for its content in halves, each
+        in its own transaction, until the records it refuses are found: those
+        are counted malformed (``refused_by_database``, with the error and
+        the record) and every other record is stored. A record refused alone
+        is at fault; the data around it is not. True if the database went
+        away meanwhile and the rest went to the spool. (Replaying a spooled
+        batch, a database lost half-way raises instead and the whole batch is
+        replayed later: its committed halves are then counted again, as
+        already stored.)"""
+        log.warning(
+            "database: a batch was refused for its content (%s); isolating the records", _first_line(error)
+        )
+        work = list(_halves(batch))
+        refused_sources: dict[str, IngestStats] = {}
+        while work:
+            part = work.pop(0)
+            try:
+                if await self._commit_part(part, on_failure=on_failure):
+                    for rest in work:
+                        await self._to_spool(rest, "away")
+                    return True
+            except _Refused as refused:
+                records = _records(part)
+                if len(records) > 1:
+                    work[:0] = _halves(part)
+                    continue
+                stats, record = records[0]
+                stats.note_refused("refused_by_database", record.sentences, _describe(record, refused.error))
+                refused_sources[stats.source] = stats
+        # the refused lines' counts reach source_counters like every other count
+        return await self._commit_part(
+            [_Pending(stats) for stats in refused_sources.values()], on_failure=on_failure
+        )
+
+    async def _commit_part(self, batch: list[_Pending], *, on_failure: OnFailure) -> bool:
+        """One transaction for ``batch``: True if it went to the spool instead
+        (the database away), False if committed; raises :class:`_Refused`
+        when the database refuses it for its content."""
+        began = time.perf_counter()
+
+        async def attempt() -> list[_Result]:
+            try:
+                try:
+                    results = await self._write(batch)
+                except psycopg.errors.CheckViolation as exc:
+                    if "no partition of relation" not in str(exc):
+                        raise
+                    # a partition we knew of is gone (dropped, or its creation rolled back): not the data
+                    log.warning("database: %s; reading the partitions again", _reason(exc))
+                    self.db.partitions.forget()
+                    results = await self._write(batch)
             except BaseException:
                 if self.hook is not None:
-                    self.hook.after_failure()
+                    self.hook.after_failure()  # the database is the truth: start again from it
                 raise
             if self.hook is not None:
                 self.hook.after_commit()
-            break
+            return results
+
+        def retrying(error: BaseException, delay_s: float) -> None:
+            self.stats.retries += 1
+
+        try:
+            if on_failure == "retry":
+                policy = DATABASE.giving_up_after(self.give_up_s)
+                results = await policy.call(attempt, resource="database: write failed", on_retry=retrying)
+            else:
+                results = await attempt()
+        except REFUSED_FOR_CONTENT as exc:
+            raise _Refused(exc) from exc
+        except psycopg.OperationalError as exc:  # pool time-outs are OperationalErrors too
+            if on_failure == "spool":
+                await self._to_spool(batch, f"write failed ({_reason(exc)})")
+                return True
+            if on_failure == "raise":
+                raise
+            waited_s = time.perf_counter() - began
+            where = redact(self.db.url)
+            raise StorageError(
+                f"the database at {where} did not take writes for {waited_s:.0f} s ({_reason(exc)})"
+            ) from exc
         for item, (stored, already, snapshot, changes, stored_positions) in zip(batch, results, strict=True):
             item.stats.stored += stored
             item.stats.already_stored += already
             item.stats.identity_changes += changes
             item.stats.positions_stored += stored_positions
-            self._persisted[item.stats.source] = snapshot
+            self._persisted[id(item.stats)] = (item.stats, snapshot)
         _stored(batch)
         self.stats.batches += 1
         self.stats.rows += sum(len(i.positions) + len(i.statics) for i in batch)
         self.stats.last_flush_s = time.perf_counter() - began
         self.stats.total_flush_s += self.stats.last_flush_s
+        return False
 
-    async def _write(
-        self, batch: list[_Pending]
-    ) -> list[tuple[int, int, Counter[tuple[str, str]], int, int]]:
+    async def _write(self, batch: list[_Pending]) -> list[_Result]:
         days: set[date] = set()
         for item in batch:
             days.update({p.ts.date() for p in item.positions})
@@ -443,7 +635,7 @@ class RecordWriter:
 
     async def _write_source(
         self, cur: psycopg.AsyncCursor[Any], item: _Pending
-    ) -> tuple[tuple[int, int, Counter[tuple[str, str]], int, int], list[Position]]:
+    ) -> tuple[_Result, list[Position]]:
         stored = already = changes = 0
         new: list[Position] = []
         if item.positions:
@@ -467,7 +659,10 @@ class RecordWriter:
         snapshot = counter_snapshot(item.stats)
         snapshot[("stored", "")] += stored
         snapshot[("already_stored", "")] += already
-        delta = snapshot - self._persisted.get(item.stats.source, Counter())
+        # by stats object, not by name: a spool replay's counts and the live
+        # source's (same name) are each added once
+        persisted = self._persisted.get(id(item.stats))
+        delta = snapshot - (persisted[1] if persisted is not None else Counter())
         if delta:
             await cur.executemany(
                 _ADD_COUNTERS,

@@ -98,3 +98,12 @@ class OwnPostgres:
                 return True
         except psycopg.Error:
             return False
+
+
+def send_datagrams(lines: list[bytes], port: int, *, per_datagram: int = 5, pace_s: float = 0.002) -> None:
+    """Send ``lines`` to a UDP port on loopback, a few a datagram, at a
+    receiver's pace (a flood would overflow a busy machine's socket buffer)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        for start in range(0, len(lines), per_datagram):
+            sender.sendto(b"\n".join(lines[start : start + per_datagram]), ("127.0.0.1", port))
+            time.sleep(pace_s)

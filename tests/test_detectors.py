@@ -59,17 +59,22 @@ def test_flags_come_from_the_mid() -> None:
     assert flag_of(111_000_000) is None
 
 
-def test_imo_or_mmsi_identify_a_name_alone_is_a_candidate_and_contradictions_reject() -> None:
+def test_imo_or_mmsi_identify_a_corroborated_name_is_probable_and_contradictions_reject() -> None:
     watchlist = load_watchlist()
     (lady,) = watchlist.match_static(
         273_000_001, imo=9161003, shipname="SOMETHING ELSE", callsign=None, ship_type=None
     )
     assert lady.level == "identified" and lady.entry.name == "LADY R"
     (maria,) = watchlist.match_static(273_000_002, imo=None, shipname="MARIA", callsign=None, ship_type=70)
-    assert (
-        maria.level == "candidate"
-        and "flag RU from MID 273" in maria.reasons
-        and "ship type 70" in maria.reasons
+    assert maria.level == "probable" and maria.reasons == (
+        "name 'MARIA' matches MARIA",
+        "flag RU from MID 273",
+        "ship type 70",
+    )
+    (named,) = watchlist.match_static(273_000_002, imo=None, shipname="MARIA", callsign=None, ship_type=30)
+    assert named.level == "candidate" and named.reasons == (
+        "name 'MARIA' matches MARIA",
+        "flag RU from MID 273",
     )
     (maltese,) = watchlist.match_static(215_000_003, imo=None, shipname="MARIA", callsign=None, ship_type=70)
     assert maltese.level == "rejected" and "MT, not RU" in maltese.reasons[-1]

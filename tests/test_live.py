@@ -34,7 +34,7 @@ from aiswatch.live import Service, run_service
 from ingest.pipeline import LineDecoder
 from ingest.sources import broker_reader
 from storage.database import Database
-from tests.services import Mosquitto, OwnPostgres, free_port
+from tests.services import Mosquitto, OwnPostgres, free_port, send_datagrams
 from tests.test_bad_input import aiswatch
 
 Key = tuple[int, datetime, int]
@@ -109,6 +109,12 @@ async def running(settings: Settings) -> AsyncIterator[Service]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 60)
+
+
+@pytest.fixture(params=["fast", "public"])
+def receiver(request: pytest.FixtureRequest) -> str:
+    """The MQTT tests run over both receive paths (see ingest/sources/broker_reader.py)."""
+    return str(request.param)
 
 
 def lines_read(service: Service) -> int:
@@ -191,7 +197,7 @@ async def test_udp_datagrams_of_several_sentences(
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_mqtt_raw_nmea_and_ais_catcher_json_end_to_end(
-    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto, protocol: str
+    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto, protocol: str, receiver: str
 ) -> None:
     """Both protocol versions; with MQTT 5 every message also carries
     properties, which aiswatch's PUBLISH parser skips. (Fewer messages with
@@ -208,6 +214,7 @@ async def test_mqtt_raw_nmea_and_ais_catcher_json_end_to_end(
         "topics": [f"{topic}/#"],
         "client_id": f"aiswatch-{time.monotonic_ns()}",
         "protocol": protocol,
+        "receiver": receiver,
     }
     properties = None
     if v5:
@@ -252,6 +259,7 @@ async def test_mqtt_raw_nmea_and_ais_catcher_json_end_to_end(
         json_stats = service.sources[0].json_stats
         assert (json_stats.lines, json_stats.positions, sum(json_stats.malformed.values())) == (2, 1, 1)
     rows = await stored(database_url)
+    assert expected(raw) and expected(raw) <= rows  # the raw NMEA payloads' positions, every one
     assert rows - expected(raw) - {k for k in rows if k[0] == 273100001} == expected(wrapped) - expected(raw)
     (full_row,) = [k for k in rows if k[0] == 273100001]
     assert full_row[1] == datetime.fromtimestamp(1_700_000_500, UTC)
@@ -406,7 +414,7 @@ async def test_the_database_stopped_under_load_loses_nothing(
 
 
 async def test_a_broker_restart_loses_no_qos1_message(
-    database_url: str, tmp_path: Path, feed: list[bytes]
+    database_url: str, tmp_path: Path, feed: list[bytes], receiver: str
 ) -> None:
     broker = Mosquitto(tmp_path / "broker")
     try:
@@ -418,6 +426,7 @@ async def test_a_broker_restart_loses_no_qos1_message(
             "port": broker.port,
             "topics": [topic],
             "client_id": "aiswatch-restart-test",
+            "receiver": receiver,
         }
         async with running(live_settings(database_url, tmp_path, [source])) as service:
             await eventually(lambda: service.sources[0].state.connected, what="subscribed")
@@ -447,16 +456,17 @@ async def test_messages_published_while_aiswatch_is_stopped_wait_in_its_session(
     feed: list[bytes],
     mosquitto: Mosquitto,
     monkeypatch: pytest.MonkeyPatch,
+    receiver: str,
 ) -> None:
-    """The backlog is larger than the reader's flow-control mark (lowered
-    here), so reading pauses and resumes, and the subscription's SUBACK, behind
-    the backlog, is still read."""
+    """The backlog is larger than the fast reader's flow-control mark
+    (lowered here), so reading pauses and resumes, and the subscription's
+    SUBACK, behind the backlog, is still read."""
     monkeypatch.setattr(broker_reader, "QUEUE_HIGH", 100)
     monkeypatch.setattr(broker_reader, "QUEUE_LOW", 20)
     topic = f"ais/session-{time.monotonic_ns()}"
     first, meanwhile = feed[:1000], feed[1000:2500]
     source = {"kind": "mqtt", "name": "mq", "host": "127.0.0.1", "port": mosquitto.port, "topics": [topic],
-              "client_id": f"aiswatch-session-{time.monotonic_ns()}"}  # fmt: skip
+              "client_id": f"aiswatch-session-{time.monotonic_ns()}", "receiver": receiver}  # fmt: skip
     settings = live_settings(database_url, tmp_path, [source])
     async with running(settings) as service, aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
         await eventually(lambda: service.sources[0].state.connected, what="subscribed")
@@ -486,7 +496,7 @@ def messages_of(lines: Sequence[bytes]) -> list[bytes]:
 
 
 async def test_two_instances_split_one_shared_subscription(
-    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto
+    database_url: str, tmp_path: Path, feed: list[bytes], mosquitto: Mosquitto, receiver: str
 ) -> None:
     """MQTT 5 shared subscription: each message goes to one instance. (Publish
     a multi-part message as one MQTT message, as AIS-catcher does: fragments
@@ -504,6 +514,7 @@ async def test_two_instances_split_one_shared_subscription(
             "topics": [topic],
             "client_id": f"aiswatch-shared-{n}-{time.monotonic_ns()}",
             "shared_group": "aiswatch",
+            "receiver": receiver,
         }
 
     one = live_settings(database_url, tmp_path / "one", [source(1)])
@@ -526,8 +537,22 @@ async def test_two_instances_split_one_shared_subscription(
                 f"{lines_read(first)} + {lines_read(second)} read, {unresolved(first)} {unresolved(second)}"
             ),
         )
-        await asyncio.sleep(0.5)
-        a, b = lines_read(first), lines_read(second)
+
+        # Then a marker (malformed JSON) until each instance has had one: each gets its share in
+        # order, so by then it has had all it ever will of the feed (nothing doubled comes later).
+        def markers() -> tuple[int, int]:
+            return (
+                first.sources[0].json_stats.malformed["json"],
+                second.sources[0].json_stats.malformed["json"],
+            )
+
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            sent = 0
+            while not all(markers()):
+                await client.publish(topic, b"{marker", qos=1)
+                sent += 1
+                await eventually(lambda: sum(markers()) == sent, what="the marker")  # noqa: B023
+        a, b = first.sources[0].stats.lines, second.sources[0].stats.lines
         orphans = sum(s.stats.malformed["orphan_fragment"] for s in (*first.sources, *second.sources))
     assert a + b == len(lines) and a > 0.3 * len(lines) and b > 0.3 * len(lines)  # split, nothing doubled
     assert orphans == 0
@@ -581,17 +606,14 @@ def test_run_serves_health_and_metrics_and_drains_on_sigterm(
                 )
                 time.sleep(0.2)
         assert status == 200 and json.loads(body)["sources"]["rx"]["connected"] is True
-        import socket
 
         lines = feed[:2000]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            for start in range(0, len(lines), 4):
-                sender.sendto(b"\n".join(lines[start : start + 4]), ("127.0.0.1", udp))
-                time.sleep(0.0005)
-        time.sleep(1.0)
-        status, metrics = get(f"http://127.0.0.1:{http}/metrics")
-        assert status == 200
-        assert 'aiswatch_lines_total{outcome="read",reason="",source="udp:rx"} 2000.0' in metrics
+        send_datagrams(lines, udp, per_datagram=4, pace_s=0.0005)
+        read_all = 'aiswatch_lines_total{outcome="read",reason="",source="udp:rx"} 2000.0'
+        deadline = time.monotonic() + 30
+        while read_all not in (metrics := get(f"http://127.0.0.1:{http}/metrics")[1]):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.1)
         assert (
             "aiswatch_spool_bytes 0.0" in metrics
             and 'aiswatch_source_connected{kind="udp",source="rx"} 1.0' in metrics
@@ -615,34 +637,47 @@ def test_kill_9_while_spooling_then_restart_replays_the_spool(
     (-9): at the next start the spool is replayed, and every position that was
     committed or spooled is in the database, once."""
     import pickle
-    import socket
 
     asyncio.run(migrate(own_postgres.url))
-    udp = free_port()
+    udp, http = free_port(), free_port()
     config = tmp_path / "aiswatch.toml"
     config.write_text(
         f'database_url = "{own_postgres.url}"\ndata_dir = "{tmp_path}"\n'
-        f"[ingest]\nbatch_delay_s = 0.2\n[service]\nhttp_port = 0\nspool_retry_s = 0.3\n"
+        f"[ingest]\nbatch_delay_s = 0.2\n[service]\nhttp_port = {http}\nspool_retry_s = 0.3\n"
         f'[[sources]]\nname = "rx"\nkind = "udp"\nhost = "127.0.0.1"\nport = {udp}\n'
     )
     process = aiswatch_run(config)
     lines = feed[:3000]
+
+    def spooled() -> set[Key]:
+        keys: set[Key] = set()
+        for path in sorted((tmp_path / "spool").glob("*.batch")):
+            for _, positions, _ in pickle.loads(path.read_bytes()):
+                keys |= {(p.mmsi, p.ts, p.payload_crc) for p in positions}
+        return keys
+
+    def healthy() -> bool:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            return get(f"http://127.0.0.1:{http}/health")[0] == 200
+        except OSError:
+            return False
+
     try:
-        time.sleep(4)  # started, with the database up
+        deadline = time.monotonic() + 60
+        while not healthy():  # started, with the database up
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         own_postgres.stop()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            for start in range(0, len(lines), 5):
-                sender.sendto(b"\n".join(lines[start : start + 5]), ("127.0.0.1", udp))
-                time.sleep(0.0005)
-        time.sleep(5)  # every batch fails to connect within ~1.3 s and goes to the spool
+        send_datagrams(lines, udp, pace_s=0.0005)
+        deadline = time.monotonic() + 60
+        while spooled() != expected(lines):  # every batch failed to connect and went to the spool
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
     finally:
         process.kill()  # kill -9: no drain, no goodbye
         process.wait()
-    spooled: set[Key] = set()
-    for path in sorted((tmp_path / "spool").glob("*.batch")):
-        for _, positions, _ in pickle.loads(path.read_bytes()):
-            spooled |= {(p.mmsi, p.ts, p.payload_crc) for p in positions}
-    assert spooled
+    assert spooled() == expected(lines)
     own_postgres.start()
 
     async def restart() -> None:
@@ -651,9 +686,7 @@ def test_kill_9_while_spooling_then_restart_replays_the_spool(
             await eventually(lambda: service.spool is not None and len(service.spool) == 0, 30)
 
     asyncio.run(restart())
-    rows = asyncio.run(stored(own_postgres.url))
-    assert spooled <= rows
-    assert rows == expected(lines)  # nothing was left in memory at the kill: all of it had been spooled
+    assert asyncio.run(stored(own_postgres.url)) == expected(lines)  # all of it had been spooled
 
 
 def test_run_without_sources_or_with_a_missing_secret_is_one_line(tmp_path: Path) -> None:

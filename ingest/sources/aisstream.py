@@ -10,11 +10,13 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 import websockets
 
 from ingest.jsonfeeds import FeedError, aisstream_record
 from ingest.records import Position
+from ingest.retry import FEED
 from ingest.sources.live import Chunk, SourceState, backoff_s, sleep_unless_stopped, until_stopped
 
 log = logging.getLogger(__name__)
@@ -59,16 +61,35 @@ def message_chunk(raw: list[str | bytes], received: float) -> Chunk:
     return chunk
 
 
+#: A feed's policy, with the websocket's own errors (handshake, closed) transient too.
+_RETRY = replace(FEED, transient=(*FEED.transient, websockets.WebSocketException))
+
+
 async def aisstream_chunks(
     url: str, subscribe: str, state: SourceState, stop: asyncio.Event, *, read_timeout_s: float = 60.0
 ) -> AsyncIterator[Chunk]:
-    attempt = 0
+    def failed(error: BaseException, delay_s: float) -> None:
+        state.failures[type(error).__name__] += 1
+
+    async def subscribed() -> websockets.ClientConnection:
+        socket = await websockets.connect(url, open_timeout=10, max_size=2**22)
+        try:
+            await socket.send(subscribe)  # within aisstream's 3 s
+        except BaseException:
+            await socket.close()
+            raise
+        return socket
+
     while not stop.is_set():
         try:
-            async with websockets.connect(url, open_timeout=10, max_size=2**22) as socket:
-                await socket.send(subscribe)  # within aisstream's 3 s
+            connection = await _RETRY.call(
+                subscribed, resource=f"{state.name}: {url}", stop=stop, on_retry=failed
+            )
+        except _RETRY.transient:
+            return  # stopped while waiting to connect again
+        try:
+            async with connection as socket:
                 state.connected, state.connects = True, state.connects + 1
-                attempt = 0
                 log.info("%s: subscribed at %s", state.name, url)
                 while True:
                     done, first = await until_stopped(socket.recv(), stop, timeout_s=read_timeout_s)
@@ -84,13 +105,9 @@ async def aisstream_chunks(
                     now = time.time()
                     state.heard(now)
                     yield message_chunk(batch, now)
-        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+        except _RETRY.transient as exc:
             state.failures[type(exc).__name__] += 1
-            delay = backoff_s(attempt)
-            attempt += 1
-            log.warning(
-                "%s: %s: %s; reconnecting in %.1f s", state.name, url, exc or type(exc).__name__, delay
-            )
-            await sleep_unless_stopped(delay, stop)
+            log.warning("%s: %s: %s; reconnecting", state.name, url, exc or type(exc).__name__)
         finally:
             state.connected = False
+        await sleep_unless_stopped(backoff_s(0), stop)  # then reconnect, with backoff if it fails

@@ -1,15 +1,27 @@
 """The receive path of an MQTT subscriber: aiomqtt connects, paho parses,
-this module reads, hands on and acknowledges, in batches.
+a :class:`Receiver` reads, hands on and acknowledges, in batches. Two of them:
 
-With a backlog of one-line messages, per-message overheads were the whole
-cost (6,000 messages/s): paho reads each packet with three or more ``recv``
-calls (the command byte, each length byte, the body), aiomqtt's socket reader
-takes one packet per event-loop turn and wraps each message in its own object
-and queue entry, and each acknowledgement is a ``send``. Here:
+- :class:`FastReceiver`, which reaches into aiomqtt and paho (below): fast,
+  but only as long as their internals stay what it was written against;
+- :class:`PublicReceiver`: aiomqtt's message iterator, paho's manual
+  acknowledgement (``manual_ack_set``, ``ack``), and nothing else of theirs but
+  aiomqtt's handle on its paho client (aiomqtt 2.5 has no manual
+  acknowledgement of its own: empicano/aiomqtt#345).
+
+:func:`choose_receiver` checks the fast path's assumptions at start (versions
+in the tested range, the internals it uses present) and falls back to the
+public one with a warning naming what failed; the fast receiver also checks,
+at its first connection, that it runs after aiomqtt's own socket reader.
+
+The fast path. With a backlog of one-line messages, per-message overheads
+were the whole cost (6,000 messages/s): paho reads each packet with three or
+more ``recv`` calls (the command byte, each length byte, the body), aiomqtt's
+socket reader takes one packet per event-loop turn and wraps each message in
+its own object and queue entry, and each acknowledgement is a ``send``. Here:
 
 - the socket is read 64 KiB at a time (:class:`BufferedSocket`) and paho's
   small reads are served from memory;
-- :class:`BrokerReader` replaces aiomqtt's reader and takes up to
+- :class:`FastReceiver` replaces aiomqtt's reader and takes up to
   ``PACKETS_PER_TURN`` packets per turn: a PUBLISH whole in the buffer it
   parses itself (paho would read it in three or more pieces and build a
   message object, MQTT 5 properties and a debug line for it), anything else
@@ -26,21 +38,38 @@ every ``PACKETS_PER_TURN`` packets), and TCP then holds the broker back.
 
 aiomqtt exposes none of this: it goes through its paho client (``_client``,
 the ``on_socket_open`` callback, ``_handle_publish``, ``_packet_queue``,
-``_disconnected``), which is why pyproject.toml bounds both versions. The MQTT
-tests run every path on a real broker (reconnects, broker restarts, shared
-subscriptions, kill -9).
+``_in_packet``, ``_sock``, ``_disconnected``), which is why pyproject.toml
+bounds both versions. The public path asks for a receive maximum of
+``PUBLIC_QUEUE`` (MQTT 5; with 3.1.1 the broker's in-flight limit holds it)
+and bounds its queue to that: see :class:`PublicReceiver`. The MQTT tests run
+both receivers on a real broker (reconnects, broker restarts, sessions,
+shared subscriptions, a backlog beyond the public queue).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import struct
 import time
-from typing import Any
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any, Literal, Protocol
 
 import aiomqtt
+import paho.mqtt.client
 from paho.mqtt.client import PUBACK, MQTTv5
 from paho.mqtt.enums import MQTTErrorCode
+
+from ingest.errors import ConfigError, SourceError
+
+log = logging.getLogger(__name__)
+
+ReceiverChoice = Literal["auto", "fast", "public"]
+
+#: The versions the fast path was written and tested against: [lowest, first untested).
+TESTED = {"aiomqtt": ((2, 3), (2, 6)), "paho-mqtt": ((2, 1), (2, 3))}
 
 #: Bytes read from the broker's socket at a time.
 RECV_BYTES = 1 << 16
@@ -48,6 +77,10 @@ RECV_BYTES = 1 << 16
 PACKETS_PER_TURN = 200
 #: Stop reading while this many messages wait in the client's queue; read again below the lower mark.
 QUEUE_HIGH, QUEUE_LOW = 20_000, 5_000
+#: The public receiver's queue, at most, and the receive maximum it asks for.
+PUBLIC_QUEUE = 20_000
+#: The public receiver waits this long for what it took to be acknowledged before it reconnects.
+SETTLE_S = 1.0
 
 
 def _variable_int(data: bytes | bytearray, position: int) -> tuple[int, int] | None:
@@ -113,13 +146,177 @@ class BufferedSocket:
 Received = tuple[bytes, int, int]
 
 
-class BrokerReader:
-    """Reads for one aiomqtt client; create it before the client connects,
-    then ``take()`` what arrives and ``acknowledge()`` it once stored."""
+class Receiver(Protocol):
+    """Receives for one aiomqtt client: made before the client connects, then
+    ``take()`` what arrives and ``acknowledge()`` it once stored."""
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+    async def take(self, most: int) -> list[Received]:
+        """Up to ``most`` messages, oldest first, once there is one; MqttError
+        if the connection ends first."""
+
+    def acknowledge(self, batch: list[Received]) -> None:
+        """Acknowledge ``batch`` (QoS 1); nothing if disconnected since (the
+        broker sends those messages again, and they are found stored)."""
+
+
+class FastPathUnfit(SourceError):
+    """An assumption of the fast receiver does not hold; ``source`` names the MQTT source."""
+
+
+def forced_fast(source: str, reason: str) -> ConfigError:
+    """The error when ``receiver = "fast"`` is configured but cannot run."""
+    setting = f"sources.{source}.receiver"
+    return ConfigError(f"setting {setting}: 'fast', but {reason}", setting=setting)
+
+
+def _release(package: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version(package).split(".")[:2] if part.isdigit())
+
+
+def version_problems() -> list[str]:
+    """The installed aiomqtt and paho-mqtt outside the fast path's tested range."""
+    problems = []
+    for package, (lowest, untested) in TESTED.items():
+        if not lowest <= _release(package) < untested:
+            low, high = (".".join(map(str, v)) for v in (lowest, untested))
+            problems.append(f"{package} {version(package)} (tested: >={low},<{high})")
+    return problems
+
+
+def missing_internals(client: aiomqtt.Client) -> list[str]:
+    """The aiomqtt and paho internals the fast receiver uses that ``client`` lacks."""
+    paho_client = getattr(client, "_client", None)
+    if not isinstance(paho_client, paho.mqtt.client.Client):
+        return ["aiomqtt.Client._client (its paho client)"]
+    missing = [f"aiomqtt.Client.{name}" for name in ("_disconnected",) if not hasattr(client, name)]
+    wanted = ("_handle_publish", "_packet_queue", "_in_packet", "_sock", "_last_bytes_received", "loop_read")
+    missing += [f"paho Client.{name}" for name in wanted if not hasattr(paho_client, name)]
+    if getattr(paho_client, "on_socket_open", None) is None:
+        missing.append("paho Client.on_socket_open set by aiomqtt (its socket reader)")
+    return missing
+
+
+def choose_receiver(client: aiomqtt.Client, choice: ReceiverChoice, source: str) -> Literal["fast", "public"]:
+    """Which receiver a source uses: ``choice``, or for "auto" the fast one if
+    its assumptions hold on ``client`` (one warning naming what does not)."""
+    if choice == "public":
+        return "public"
+    missing, versions = missing_internals(client), version_problems()
+    if choice == "fast":
+        if missing:
+            raise forced_fast(source, f"aiomqtt/paho lack {', '.join(missing)}")
+        if versions:
+            log.warning("%s: fast MQTT receiver (as configured) on untested %s", source, ", ".join(versions))
+        return "fast"
+    if missing or versions:
+        log.warning(
+            "%s: MQTT receiver on public APIs, slower (the fast one's assumptions fail: %s)",
+            source,
+            ", ".join(missing + versions),
+        )
+        return "public"
+    return "fast"
+
+
+def new_receiver(
+    kind: Literal["fast", "public"], connect: Callable[..., aiomqtt.Client], source: str
+) -> tuple[aiomqtt.Client, Receiver]:
+    """A client from ``connect`` (``aiomqtt.Client``'s arguments, and
+    ``receive_maximum``), and its receiver of ``kind``."""
+    if kind == "fast":
+        client = connect()
+        return client, FastReceiver(client, source)
+    queue = _held_back()
+    bound = PUBLIC_QUEUE
+    client = connect(receive_maximum=bound, queue_type=queue, max_queued_incoming_messages=bound)
+    return client, PublicReceiver(client, queue)
+
+
+class HeldBack(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue for the public receiver (its ``queue_type``):
+    bounded. Once a message does not fit, it and every one after it on this
+    connection are counted and left unacknowledged, for the broker to send
+    again, in order, after a reconnect. (aiomqtt's own bounded queue drops with
+    a log line only, and takes later messages again: the fragments of a
+    multi-part message would come out of order.)"""
+
+    left = 0
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        if self.left or self.full():
+            type(self).left += 1
+            return
+        super().put_nowait(item)
+
+
+def _held_back() -> type[HeldBack]:
+    class PerConnection(HeldBack):  # aiomqtt makes the queue: the class holds the count
+        left = 0
+
+    return PerConnection
+
+
+class PublicReceiver:
+    """The receiver on public APIs: aiomqtt's message iterator, paho's manual
+    acknowledgement. Flow control: the receive maximum asked for, and, as
+    brokers do not all keep to it, a bounded queue: once the queue is empty
+    and messages were left out of it, a reconnect has them sent again."""
+
+    def __init__(self, client: aiomqtt.Client, queue: type[HeldBack]) -> None:
+        self.paho = client._client  # the one non-public name: aiomqtt has no manual ack (see above)
+        self.paho.manual_ack_set(True)  # acknowledge() once stored, not on arrival
+        self.messages = client.messages
+        self.queue = queue
+        #: Batches taken and not yet acknowledged; set when there are none.
+        self.outstanding = 0
+        self.settled = asyncio.Event()
+        self.settled.set()
+
+    async def take(self, most: int) -> list[Received]:
+        if self.queue.left and not len(self.messages):
+            # Acknowledge what was taken before reconnecting, or the broker sends it again too.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_S):
+                    await self.settled.wait()
+            raise aiomqtt.MqttError(
+                f"{self.queue.left:,} messages did not fit our queue of {PUBLIC_QUEUE:,}"
+                " (the broker sent more ahead of our acknowledgements): reconnecting for them"
+            )
+        batch = [_received(await anext(self.messages))]
+        for _ in range(min(most - 1, len(self.messages))):
+            batch.append(_received(await anext(self.messages)))
+        self.outstanding += 1
+        self.settled.clear()
+        return batch
+
+    def acknowledge(self, batch: list[Received]) -> None:
+        self.outstanding -= 1
+        if not self.outstanding:
+            self.settled.set()
+        if not self.paho.is_connected():
+            return
+        for _, mid, qos in batch:
+            if qos:
+                self.paho.ack(mid, qos)
+
+
+def _received(message: aiomqtt.Message) -> Received:
+    payload = message.payload
+    body = payload if isinstance(payload, bytes) else str(payload).encode() if payload is not None else b""
+    return body, message.mid, message.qos
+
+
+class FastReceiver:
+    """The fast receiver: aiomqtt's socket reader replaced, PUBLISH parsed
+    here, acknowledgements written together (see the module's docstring)."""
+
+    def __init__(self, client: aiomqtt.Client, source: str) -> None:
         self.client = client
+        self.source = source
         self.loop = asyncio.get_running_loop()
+        #: Whether our socket reader has replaced aiomqtt's yet (checked then: see _resume).
+        self.replaced = False
+        self.unfit: FastPathUnfit | None = None
         self.paused = False
         #: Flow control starts with the first take(): before, SUBACK may be behind a backlog.
         self.taking = False
@@ -178,6 +375,14 @@ class BrokerReader:
         sock = self.socket
         if sock is None or sock.fileno() < 0:
             return
+        if not self.replaced:
+            self.replaced = True
+            # aiomqtt's reader (registered from the thread it connects in, just before this was
+            # scheduled) must be there to replace; if aiomqtt registered it later, it would replace ours.
+            # (Ours is added regardless, so that the connection completes; take() then says so.)
+            if not self.loop.remove_reader(sock.fileno()):
+                reason = "aiomqtt's socket reader was not registered before ours"
+                self.unfit = FastPathUnfit(reason, source=self.source)
         self.loop.add_reader(sock.fileno(), self._read)  # in place of aiomqtt's
         if sock.pending():  # already buffered: the socket may not become readable for it
             self.loop.call_soon(self._read)
@@ -211,8 +416,9 @@ class BrokerReader:
             self.loop.call_soon(self._read)  # more is buffered: after the other tasks' turn
 
     async def take(self, most: int) -> list[Received]:
-        """Up to ``most`` messages, oldest first, once there is one; MqttError
-        if the connection ends first."""
+        """As :meth:`Receiver.take`; FastPathUnfit if our reader could not replace aiomqtt's."""
+        if self.unfit is not None:  # found when connecting, before anything is taken
+            raise self.unfit
         self.taking = True
         while not self.received:
             self._arrived.clear()
@@ -231,8 +437,7 @@ class BrokerReader:
         return batch
 
     def acknowledge(self, batch: list[Received]) -> None:
-        """Acknowledge ``batch`` (QoS 1) in one write; nothing if disconnected
-        since (the broker sends those messages again, and they are found stored)."""
+        """As :meth:`Receiver.acknowledge`, in one write."""
         paho = self.client._client
         if paho.socket() is not self.socket or not paho.is_connected():
             return

@@ -2,15 +2,15 @@
 or ``-`` for standard input.
 
 Files are read in large chunks in a worker thread, so the event loop stays free
-for the writer, and split into lines here. A line longer than
-``max_line_bytes`` (binary garbage, a stream with no newlines) is not kept in
-memory: its first bytes are passed on, so the decoder counts it as malformed
-(``line_too_long``), and the rest is skipped up to the next newline.
+for the writer, and split into lines by :class:`~ingest.lines.LineSplitter`
+(LF, CRLF or CR line ends; a line longer than ``max_line_bytes`` is passed on
+cut, counted malformed by the decoder, and never held in memory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import gzip
 import io
 import logging
@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Final, cast
 
 from ingest.errors import SourceError
+from ingest.lines import LineSplitter
 from ingest.nmea import MAX_LINE_BYTES
-from ingest.sources.live import Chunk, SourceState, sleep_unless_stopped, split_lines
+from ingest.sources.live import Chunk, SourceState, sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ def source_name(path: str) -> str:
 
 def _open(path: str) -> io.BufferedIOBase:
     # a file is closed by read_lines; stdin is left open
+    if path == "-" and sys.stdin is None:  # started with standard input closed (<&-)
+        raise OSError(errno.EBADF, "standard input is closed")
     raw = cast(io.BufferedReader, sys.stdin.buffer) if path == "-" else open(path, "rb")  # noqa: SIM115
     if raw.peek(2)[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=raw, mode="rb")
@@ -59,34 +62,23 @@ async def read_lines(
         stream = await asyncio.to_thread(_open, path)
     except OSError as exc:
         raise SourceError(f"{path}: {exc.strerror or exc}", source=name) from exc
-    carry = b""
-    skipping = False
+    splitter = LineSplitter(max_line_bytes=max_line_bytes)
     try:
         while True:
             try:
                 # read1: what is there, so a corrupt gzip still yields the lines before the damage
                 chunk = await asyncio.to_thread(stream.read1, chunk_bytes)
-            except (OSError, EOFError, zlib.error) as exc:
+            except (OSError, EOFError, zlib.error, ValueError) as exc:  # ValueError: a closed stdin
                 raise SourceError(f"{path}: cannot read: {exc}", source=name) from exc
             if not chunk:
                 break
-            lines = chunk.split(b"\n")
-            lines[0] = carry + lines[0]
-            carry = lines.pop()
-            if skipping and lines:
-                lines.pop(0)  # the end of a too-long line
-                skipping = False
-            if len(carry) > max_line_bytes:
-                if not skipping:
-                    lines.append(carry[: max_line_bytes + 1])  # counted as line_too_long
-                skipping = True
-                carry = b""
+            lines = splitter.feed(chunk)
             if lines:
                 yield lines
-        if carry and not skipping:
-            yield [carry]
+        if last := splitter.flush():
+            yield last
     finally:
-        if stream is not sys.stdin.buffer:
+        if sys.stdin is None or stream is not sys.stdin.buffer:
             await asyncio.to_thread(stream.close)
 
 
@@ -98,7 +90,7 @@ async def follow_chunks(
     start; a missing file is waited for."""
     handle: io.BufferedReader | None = None
     identity: tuple[int, int] | None = None
-    carry = b""
+    splitter = LineSplitter()
     try:
         while not stop.is_set():
             if handle is None:
@@ -116,7 +108,7 @@ async def follow_chunks(
             if data:
                 now = time.time()
                 state.heard(now)
-                lines, carry = split_lines(carry, data)
+                lines = splitter.feed(data)
                 if lines:
                     yield Chunk(now, lines)
                 continue
@@ -127,7 +119,7 @@ async def follow_chunks(
                 rotated = True
             if rotated:
                 handle.close()
-                handle, carry = None, b""
+                handle, splitter = None, LineSplitter()
                 state.connected = False
                 continue
             await sleep_unless_stopped(poll_s, stop)

@@ -85,10 +85,3 @@ async def until_stopped(
 
 async def sleep_unless_stopped(delay_s: float, stop: asyncio.Event) -> None:
     await until_stopped(asyncio.sleep(delay_s), stop)
-
-
-def split_lines(carry: bytes, data: bytes) -> tuple[list[bytes], bytes]:
-    """Complete lines of ``carry + data`` and what is left over."""
-    lines = (carry + data).split(b"\n")
-    rest = lines.pop()
-    return [line.rstrip(b"\r") for line in lines if line.strip()], rest

@@ -15,8 +15,9 @@ QoS 1 messages are acknowledged when what they carried is stored (committed,
 or spooled to disk), not when they arrive: a crash or kill -9 loses nothing
 the broker was told we have; a broker with a backlog is held back by flow
 control (see :mod:`ingest.sources.broker_reader`, which also makes receiving
-fast). A clean stop disconnects without unsubscribing, so the broker keeps what
-is published meanwhile for the next start.
+fast, and falls back to public APIs when it cannot). A clean stop disconnects
+without unsubscribing, so the broker keeps what is published meanwhile for the
+next start.
 """
 
 from __future__ import annotations
@@ -27,21 +28,32 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.jsonfeeds import FeedError, aiscatcher_lines, aiscatcher_position
-from ingest.sources.broker_reader import BrokerReader
+from ingest.jsonfeeds import FeedError, aiscatcher_lines, aiscatcher_record
+from ingest.lines import split_message
+from ingest.records import Position
+from ingest.retry import FEED
+from ingest.sources.broker_reader import (
+    FastPathUnfit,
+    Receiver,
+    ReceiverChoice,
+    choose_receiver,
+    forced_fast,
+    new_receiver,
+)
 from ingest.sources.live import (
     Chunk,
     SourceState,
     backoff_s,
     sleep_unless_stopped,
-    split_lines,
     until_stopped,
 )
 
@@ -81,6 +93,8 @@ class MqttOptions:
     keepalive_s: int = 30
     #: MQTT 5: the most QoS 1 messages the broker may send us unacknowledged.
     receive_maximum: int = 65_535
+    #: "fast" (aiomqtt and paho internals), "public" (their public APIs), or "auto": fast if it can.
+    receiver: ReceiverChoice = "auto"
 
 
 def subscriptions(options: MqttOptions) -> list[str]:
@@ -89,22 +103,22 @@ def subscriptions(options: MqttOptions) -> list[str]:
     return list(options.topics)
 
 
-def _client(options: MqttOptions) -> aiomqtt.Client:
+def _client(options: MqttOptions, *, receive_maximum: int | None = None, **extra: Any) -> aiomqtt.Client:
     tls = ssl.create_default_context(cafile=options.ca_file) if options.tls else None
     if options.protocol == 5:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = options.session_expiry_s
-        properties.ReceiveMaximum = options.receive_maximum
+        properties.ReceiveMaximum = receive_maximum or options.receive_maximum
         client = aiomqtt.Client(
             options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False, properties=properties, username=options.username, password=options.password,
-            tls_context=tls, keepalive=options.keepalive_s, logger=paho_log,
+            tls_context=tls, keepalive=options.keepalive_s, logger=paho_log, **extra,
         )  # fmt: skip
     else:
         client = aiomqtt.Client(
         options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V311,
         clean_session=False, username=options.username, password=options.password, tls_context=tls,
-        keepalive=options.keepalive_s, logger=paho_log,
+        keepalive=options.keepalive_s, logger=paho_log, **extra,
     )  # fmt: skip
     return client
 
@@ -115,7 +129,7 @@ def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
     for payload in payloads:
         body = payload.lstrip()
         if not body.startswith((b"{", b"[")):
-            chunk.lines += split_lines(b"", payload + b"\n")[0]
+            chunk.lines += split_message(payload)  # bounded lines; blank ones counted
             continue
         try:
             doc = json.loads(body)
@@ -135,46 +149,74 @@ def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
             try:
                 if not isinstance(item, dict):
                     raise FeedError("not a JSON object")
-                chunk.positions.append(aiscatcher_position(item))
+                record = aiscatcher_record(item)
             except FeedError as exc:
                 chunk.malformed.append(("json", str(exc)))
+                continue
+            if isinstance(record, Position):
+                chunk.positions.append(record)
+            else:
+                chunk.statics.append(record)
     return chunk
 
 
+#: The broker's errors, retried as a feed's (:data:`ingest.retry.FEED`) are.
+_RETRY = replace(FEED, transient=(aiomqtt.MqttError,))
+
+
 async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Event) -> AsyncIterator[Chunk]:
-    attempt = 0
     topics = subscriptions(options)
+    kind = choose_receiver(_client(options), options.receiver, state.name)
+
+    def failed(error: BaseException, delay_s: float) -> None:
+        state.failures["mqtt"] += 1
+
+    async def subscribed(stack: AsyncExitStack) -> Receiver:
+        client, receiver = new_receiver(kind, partial(_client, options), state.name)
+        async with AsyncExitStack() as attempt:
+            await attempt.enter_async_context(client)
+            for topic in topics:
+                await client.subscribe(topic, qos=options.qos)
+            stack.push_async_exit(attempt.pop_all())  # connected: closed when the session ends
+        return receiver
+
     while not stop.is_set():
         try:
-            client = _client(options)
-            reader = BrokerReader(client)
-            async with client:
-                for topic in topics:
-                    await client.subscribe(topic, qos=options.qos)
+            async with AsyncExitStack() as session:
+                try:
+                    receiver = await _RETRY.call(
+                        lambda: subscribed(session),
+                        resource=f"{state.name}: broker {options.host}:{options.port}",
+                        stop=stop,
+                        on_retry=failed,
+                    )
+                except _RETRY.transient:
+                    return  # stopped while waiting to connect again
                 state.connected, state.connects = True, state.connects + 1
-                attempt = 0
                 log.info(
-                    "%s: subscribed to %s on %s:%d", state.name, ", ".join(topics), options.host, options.port
-                )
+                    "%s: subscribed to %s on %s:%d (%s receiver)",
+                    state.name, ", ".join(topics), options.host, options.port, kind,
+                )  # fmt: skip
                 while True:
-                    done, batch = await until_stopped(reader.take(CHUNK_MESSAGES), stop)
+                    done, batch = await until_stopped(receiver.take(CHUNK_MESSAGES), stop)
                     if not done or batch is None:
                         break
                     now = time.time()
                     state.heard(now)
                     chunk = payload_chunk([payload for payload, _, _ in batch], now)
-                    chunk.on_stored = partial(reader.acknowledge, batch)
+                    chunk.on_stored = partial(receiver.acknowledge, batch)
                     yield chunk
             # A clean stop: disconnected without unsubscribing. What the client received and
             # we did not take is unacknowledged: the broker sends it again at the next start.
             return
+        except FastPathUnfit as exc:
+            if options.receiver == "fast":
+                raise forced_fast(state.name, str(exc)) from exc
+            log.warning("%s: %s; reconnecting with the MQTT receiver on public APIs, slower", state.name, exc)
+            kind = "public"  # nothing was taken: the broker sends it all again
         except aiomqtt.MqttError as exc:
             state.failures["mqtt"] += 1
-            delay = backoff_s(attempt)
-            attempt += 1
-            log.warning(
-                "%s: broker %s:%d: %s; retry in %.1f s", state.name, options.host, options.port, exc, delay
-            )
+            log.warning("%s: broker %s:%d: %s; reconnecting", state.name, options.host, options.port, exc)
         finally:
             state.connected = False
-        await sleep_unless_stopped(delay if attempt else 0.0, stop)
+        await sleep_unless_stopped(backoff_s(0), stop)  # then reconnect, with backoff if it fails

@@ -1,6 +1,6 @@
 """A TCP client to an NMEA server (AISHub-style feeds, AIS-catcher, rtl_ais).
 
-It reconnects with jittered exponential backoff, and treats a feed silent for
+It reconnects with jittered exponential backoff (:data:`ingest.retry.FEED`), and treats a feed silent for
 ``read_timeout_s`` as dead (the known failure of feeds that stop sending
 without closing). Lines carry no time of their own as a rule: the decoder
 stamps them with the time they arrived here.
@@ -13,12 +13,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from ingest.lines import LineSplitter
+from ingest.retry import FEED
 from ingest.sources.live import (
     Chunk,
     SourceState,
     backoff_s,
     sleep_unless_stopped,
-    split_lines,
     until_stopped,
 )
 
@@ -34,28 +35,25 @@ async def tcp_chunks(
     read_timeout_s: float = 60.0,
     connect_timeout_s: float = 10.0,
 ) -> AsyncIterator[Chunk]:
-    attempt = 0
+    def failed(error: BaseException, delay_s: float) -> None:
+        state.failures["connect"] += 1
+
     while not stop.is_set():
         try:
-            done, pair = await until_stopped(
-                asyncio.open_connection(host, port), stop, timeout_s=connect_timeout_s
+            done, pair = await FEED.call(
+                lambda: until_stopped(asyncio.open_connection(host, port), stop, timeout_s=connect_timeout_s),
+                resource=f"{state.name}: cannot connect to {host}:{port}",
+                stop=stop,
+                on_retry=failed,
             )
-        except (OSError, TimeoutError) as exc:
-            state.failures["connect"] += 1
-            delay = backoff_s(attempt)
-            attempt += 1
-            log.warning(
-                "%s: cannot connect to %s:%d (%s); retry in %.1f s", state.name, host, port, exc, delay
-            )
-            await sleep_unless_stopped(delay, stop)
-            continue
+        except (OSError, TimeoutError):
+            return  # stopped while waiting to connect again
         if not done or pair is None:
             return
         reader, writer = pair
         state.connected, state.connects = True, state.connects + 1
-        attempt = 0
         log.info("%s: connected to %s:%d", state.name, host, port)
-        carry = b""
+        splitter = LineSplitter()  # a peer that never sends a newline is cut, not buffered
         try:
             while True:
                 try:
@@ -75,20 +73,19 @@ async def tcp_chunks(
                     log.warning("%s: connection to %s:%d lost (%s)", state.name, host, port, exc)
                     break
                 if not done:
-                    return
+                    break  # stopped
                 if not data:
                     state.failures["closed"] += 1
                     log.warning("%s: %s:%d closed the connection", state.name, host, port)
                     break
                 now = time.time()
                 state.heard(now)
-                lines, carry = split_lines(carry, data)
+                lines = splitter.feed(data)
                 if lines:
                     yield Chunk(now, lines)
-        finally:
+        finally:  # (no yield here: a cancelled generator must not yield on its way out)
             state.connected = False
             writer.close()
-            if carry.strip():
-                yield Chunk(time.time(), [carry])  # a last line without its newline
-        delay = backoff_s(0)
-        await sleep_unless_stopped(delay, stop)
+        if last := splitter.flush():
+            yield Chunk(time.time(), last)  # a last line without its newline
+        await sleep_unless_stopped(backoff_s(0), stop)  # then reconnect, with backoff if it fails

@@ -8,7 +8,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from ingest.sources.live import Chunk, SourceState, split_lines, until_stopped
+from ingest.lines import split_message
+from ingest.sources.live import Chunk, SourceState, until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,11 @@ async def udp_chunks(
             state.heard(received)
             lines: list[bytes] = []
             for datagram in datagrams:
-                lines += split_lines(b"", datagram + b"\n")[0]
+                lines += split_message(datagram)
             yield Chunk(received, lines)
         while not queue.empty():  # what arrived before the stop
             received, data = queue.get_nowait()
-            yield Chunk(received, split_lines(b"", data + b"\n")[0])
+            yield Chunk(received, split_message(data))
     finally:
         state.connected = False
         transport.close()

@@ -23,8 +23,15 @@ SELECT create_hypertable('positions', 'ts', chunk_time_interval => INTERVAL '1 d
 
 CREATE UNIQUE INDEX positions_key ON positions (mmsi, ts, payload_crc);
 
+-- Compressed by vessel (segment by mmsi), ordered by time within a vessel.
+-- payload_crc, the rest of the unique key, is ordered by too: TimescaleDB
+-- checks the key of a row going into a compressed chunk (a replay) through the
+-- segment-by and order-by columns, and warns when a key column is in neither.
+-- Order-by, not segment-by: the CRC is nearly unique, so segmenting by it
+-- would leave one row per segment and nothing to compress. (0007 brings
+-- schemas made before this to the same settings.)
 ALTER TABLE positions SET (
     timescaledb.compress,
     timescaledb.compress_segmentby = 'mmsi',
-    timescaledb.compress_orderby = 'ts'
+    timescaledb.compress_orderby = 'ts, payload_crc'
 );

@@ -1,0 +1,1 @@
+-- Nothing to do: 0007 changes TimescaleDB's compression settings only.
