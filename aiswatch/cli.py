@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from aiswatch import __version__
+from aiswatch import __version__, cli_alerts
 from aiswatch.config import Settings, load_settings
 from aiswatch.live import run_service
 from aiswatch.logs import setup_logging
@@ -46,6 +46,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(cli_alerts.app, name="alerts")
+app.command()(cli_alerts.digest)
 log = logging.getLogger("aiswatch")
 
 T = TypeVar("T")
@@ -245,15 +247,21 @@ async def _demo(settings: Settings) -> None:
             )
             async with db.pool.connection() as conn:
                 events = await find_events(conn, since=SCENARIO_START)
+            demo_alerts = await cli_alerts.demo_alerts(settings, db)
+            demo_digest = await cli_alerts.demo_digest(
+                settings, db, SCENARIO_START.date() + timedelta(days=2)
+            )
             map_page = await cli_voyages.demo_map(db, settings)
     typer.echo(render_stats(scenario_stats))
     if detection is not None:
         typer.echo(render_detection(detection))
+    typer.echo(demo_alerts)
     typer.echo("\nEvents (aiswatch events):\n")
     typer.echo(events_table(events))
     typer.echo("\nPort calls (aiswatch port-calls):\n")
     typer.echo(port_calls_table([e for e, _, _ in events if e.kind == "port_call"]))
     typer.echo(cli_voyages.demo_note(map_page))
+    typer.echo(demo_digest)
 
 
 def _time(value: str | None, option: str, *, upper: bool = False) -> datetime | None:

@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from alerts.settings import AlertSettings
 from detectors.rules import DetectorRules
 from ingest.errors import ConfigError
 
@@ -205,6 +206,8 @@ class Settings(BaseSettings):
     detectors: DetectorSettings = DetectorSettings()
     service: ServiceSettings = ServiceSettings()
     api: ApiSettings = ApiSettings()
+    #: Alerts and the daily digest (alerts/settings.py).
+    alerts: AlertSettings = AlertSettings()
     #: The live feeds ``aiswatch run`` reads (TOML: ``[[sources]]`` tables with a ``kind``).
     sources: list[Source] = Field(default_factory=list)
 

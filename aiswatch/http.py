@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from aiswatch.alerting import alert_metrics
 from aiswatch.config import Settings
 from ingest.pipeline import IngestStats
 
@@ -103,6 +104,8 @@ class ServiceCollector(Collector):
                 "Event revisions committed",
                 value=service.detection.events_written,
             )
+        if service.alerts is not None:
+            yield from alert_metrics(service.alerts)
 
     @staticmethod
     def _lines(family: CounterMetricFamily, name: str, stats: IngestStats) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ from typing import Final
 
 import psycopg
 
+from aiswatch.alerting import new_dispatcher
 from aiswatch.api import serve_api
 from aiswatch.config import (
     AisstreamSource,
@@ -47,6 +47,8 @@ from aiswatch.service import (
     new_writer,
     open_database,
 )
+from alerts.dispatcher import Dispatcher
+from alerts.settings import secret as _secret
 from ingest.errors import ConfigError, StorageError
 from ingest.offload import RemoteDecoder
 from ingest.pipeline import IngestStats
@@ -85,18 +87,10 @@ class Service:
     writer: RecordWriter | None = None
     spool: Spool | None = None
     detection: Detection | None = None
+    alerts: Dispatcher | None = None
     started_at: float = field(default_factory=time.time)
     #: Why the database could not be opened, while it cannot (lines go to the spool).
     database_error: str | None = None
-
-
-def _secret(env: str | None, setting: str) -> str | None:
-    if env is None:
-        return None
-    value = os.environ.get(env)
-    if value is None:
-        raise ConfigError(f"setting {setting}: the environment variable {env} is not set", setting=setting)
-    return value
 
 
 def chunks_of(source: LiveSource, stop: asyncio.Event) -> AsyncIterator[Chunk]:
@@ -276,6 +270,9 @@ async def run_service(
         service.writer = await stack.enter_async_context(
             new_writer(settings, db, service.detection, service.spool)
         )
+        if settings.alerts.enabled:  # on the writer's database: the one reopened after an outage
+            writer = service.writer
+            service.alerts = await stack.enter_async_context(new_dispatcher(settings, lambda: writer.db))
         decoders = []
         for source in sources:
             decoder = new_decoder(settings, process, source.stats.source)
@@ -293,6 +290,8 @@ async def run_service(
                     group.create_task(serve_http(service, settings, stop), name="http")
                 if settings.api.serve_with_run:  # the query API and map beside ingest
                     group.create_task(serve_api(settings, db, stop), name="api")
+                if service.alerts is not None:
+                    group.create_task(service.alerts.run(stop), name="alerts")
                 if started is not None:
                     started(service)
                 log.info("aiswatch: running %d sources", len(sources))

@@ -36,10 +36,16 @@ def test_demo_runs_on_embedded_defaults_and_replays_idempotently(tmp_path: Path)
     assert re.search(r"appeared_in_port +closed +LADY R +273100001 +Vostochny", first.stdout)
     assert re.search(r"dark_gap +closed +LADY R .* could have called at: .*Vostochny", first.stdout)
     assert "215100005" not in first.stdout and "667100006" not in first.stdout  # the decoys
+    # the alerts it sends (a file channel) and the scenario day's digest
+    assert "Alerts sent (aiswatch alerts log) through the file channel" in first.stdout
+    assert "[pager] [aiswatch] LADY R appeared in Vostochny 2024-03-12" in first.stdout
+    assert (tmp_path / "digest" / "digest-2024-03-12.html").is_file()
+    assert (tmp_path / "digest" / "digest-2024-03-12.png").read_bytes()[:4] == b"\x89PNG"
     events = first.stdout.split("Events (aiswatch events):")[1]
     second = run_demo(tmp_path)
     assert second.returncode == 0, second.stderr
     assert re.search(r"already stored +3,899", second.stdout)
     assert "stored nothing twice" in second.stdout
     assert "0 event revisions written" in second.stdout
+    assert "no new alerts" in second.stdout  # a delivered alert is never sent twice
     assert second.stdout.split("Events (aiswatch events):")[1] == events
