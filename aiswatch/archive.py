@@ -19,7 +19,7 @@ from typing import IO, Final
 
 from aiswatch.config import Settings
 from aiswatch.detection import Detection
-from aiswatch.pump import finish_source, pump_chunks
+from aiswatch.pump import replay_source
 from aiswatch.service import decoder_process, new_writer
 from ingest.csvfeeds import CsvFormat
 from ingest.errors import SourceError
@@ -32,6 +32,9 @@ from storage.database import Database
 from storage.writer import RecordWriter
 
 log = logging.getLogger(__name__)
+
+#: A member that cannot be read on: an error in its stats, and the next file still runs.
+_UNREADABLE: Final = (SourceError, zipfile.BadZipFile, EOFError, OSError)
 
 ZIP_MAGIC: Final = b"PK\x03\x04"
 #: A CSV row longer than this is cut and counted malformed (real rows are a few hundred bytes).
@@ -97,16 +100,9 @@ async def import_lines(
         async for lines in chunks:
             yield Chunk(clock(), lines)
 
-    try:
-        await pump_chunks(stamped(), decoder, writer)
-    except (SourceError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        decoder.stats.errors.append(str(exc))
-        log.error("%s: %s", decoder.stats.source, exc)
-    except BaseException:
-        decoder.cancel()
-        raise
-    await finish_source(decoder, writer)
-    return decoder.stats
+    return await replay_source(
+        stamped(), decoder, writer, (SourceError, zipfile.BadZipFile, EOFError, OSError)
+    )
 
 
 async def import_paths(

@@ -13,6 +13,7 @@ source: what still waits for the rest of its message is an orphan, counted.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Final
@@ -21,6 +22,8 @@ from ingest.offload import RemoteDecoder
 from ingest.pipeline import IngestStats
 from ingest.sources.live import Chunk
 from storage.writer import RecordWriter
+
+log = logging.getLogger(__name__)
 
 #: Chunks decoding while the source reads on (the decoder is another process).
 DECODE_AHEAD: Final = 2
@@ -93,6 +96,27 @@ async def pump_chunks(
         raise group_failure.exceptions[0] from None
     if failure is not None:
         raise failure
+
+
+async def replay_source(
+    chunks: AsyncIterator[Chunk],
+    decoder: RemoteDecoder,
+    writer: RecordWriter,
+    unreadable: tuple[type[BaseException], ...],
+) -> IngestStats:
+    """A recorded source (a file, an archive's member) pumped to its end and
+    finished. An error in ``unreadable`` (the file cannot be read on) is kept
+    in the stats, never raised: the next file still runs."""
+    try:
+        await pump_chunks(chunks, decoder, writer)
+    except unreadable as exc:
+        decoder.stats.errors.append(str(exc))
+        log.error("%s: %s", decoder.stats.source, exc)
+    except BaseException:
+        decoder.cancel()
+        raise
+    await finish_source(decoder, writer)
+    return decoder.stats
 
 
 async def finish_source(decoder: RemoteDecoder, writer: RecordWriter) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,7 +10,7 @@ import psycopg
 
 from aiswatch.config import Settings
 from aiswatch.detection import Detection, engine_factory
-from aiswatch.pump import finish_source, pump_chunks
+from aiswatch.pump import replay_source
 from ingest.errors import ConfigError, SourceError
 from ingest.offload import DecoderProcess, RemoteDecoder
 from ingest.pipeline import IngestStats
@@ -21,8 +20,6 @@ from storage.database import Database
 from storage.embedded import EmbeddedPostgres
 from storage.spool import Spool
 from storage.writer import RecordWriter
-
-log = logging.getLogger(__name__)
 
 
 def database_url(settings: Settings) -> str | None:
@@ -106,18 +103,8 @@ async def file_chunks(path: str, *, clock: Callable[[], float] = time.time) -> A
 
 async def ingest_file(path: str, decoder: RemoteDecoder, writer: RecordWriter) -> IngestStats:
     """Replay one file into the writer through the one pump. An unreadable
-    file is an error in the returned stats, never an exception: the next
-    file still runs."""
-    try:
-        await pump_chunks(file_chunks(path), decoder, writer)
-    except SourceError as exc:
-        decoder.stats.errors.append(str(exc))
-        log.error("%s: %s", decoder.stats.source, exc)
-    except BaseException:
-        decoder.cancel()
-        raise
-    await finish_source(decoder, writer)
-    return decoder.stats
+    file is an error in the returned stats, never an exception."""
+    return await replay_source(file_chunks(path), decoder, writer, (SourceError,))
 
 
 def decoder_process(settings: Settings) -> DecoderProcess:
