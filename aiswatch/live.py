@@ -55,7 +55,7 @@ from ingest.pipeline import IngestStats
 from ingest.retry import RetryPolicy
 from ingest.sources.aisstream import aisstream_chunks, subscription
 from ingest.sources.files import follow_chunks
-from ingest.sources.live import Chunk, SourceState, backoff_s, sleep_unless_stopped
+from ingest.sources.live import Chunk, SourceState, pause_before_reconnect
 from ingest.sources.mqtt import MqttOptions, mqtt_chunks
 from ingest.sources.tcp import tcp_chunks
 from ingest.sources.udp import udp_chunks
@@ -169,7 +169,7 @@ async def pump(source: LiveSource, decoder: RemoteDecoder, writer: RecordWriter,
         while await SOURCE_RESTART.call(
             read, resource=f"{source.state.name}: failed", stop=stop, on_retry=failed
         ):
-            await sleep_unless_stopped(backoff_s(0), stop)
+            await pause_before_reconnect(stop)
     except Exception:
         if not stop.is_set():
             raise

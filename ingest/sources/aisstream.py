@@ -17,7 +17,12 @@ import websockets
 from ingest.jsonfeeds import FeedError, aisstream_record
 from ingest.records import Position
 from ingest.retry import FEED
-from ingest.sources.live import Chunk, SourceState, backoff_s, sleep_unless_stopped, until_stopped
+from ingest.sources.live import (
+    Chunk,
+    SourceState,
+    pause_before_reconnect,
+    until_stopped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,4 +115,4 @@ async def aisstream_chunks(
             log.warning("%s: %s: %s; reconnecting", state.name, url, exc or type(exc).__name__)
         finally:
             state.connected = False
-        await sleep_unless_stopped(backoff_s(0), stop)  # then reconnect, with backoff if it fails
+        await pause_before_reconnect(stop)  # then reconnect, with backoff if it fails

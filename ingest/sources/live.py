@@ -54,9 +54,12 @@ class SourceState:
         self.last_message_at = time.time() if when is None else when
 
 
-def backoff_s(attempt: int, *, base_s: float = 0.5, cap_s: float = 60.0) -> float:
-    """Jittered exponential backoff ("full jitter"): 0..min(cap, base * 2^attempt)."""
-    return random.uniform(0, min(cap_s, base_s * 2**attempt))  # noqa: S311 - jitter, not crypto
+async def pause_before_reconnect(stop: asyncio.Event) -> None:
+    """A short random pause (up to half a second) after a session ends, so
+    that clients that lost one server do not all come back at once; the
+    growing waits of repeated failures are the retry policy's
+    (:mod:`ingest.retry`)."""
+    await sleep_unless_stopped(random.uniform(0, 0.5), stop)  # noqa: S311 - jitter, not crypto
 
 
 async def until_stopped(

@@ -52,8 +52,7 @@ from ingest.sources.broker_reader import (
 from ingest.sources.live import (
     Chunk,
     SourceState,
-    backoff_s,
-    sleep_unless_stopped,
+    pause_before_reconnect,
     until_stopped,
 )
 
@@ -219,4 +218,4 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
             log.warning("%s: broker %s:%d: %s; reconnecting", state.name, options.host, options.port, exc)
         finally:
             state.connected = False
-        await sleep_unless_stopped(backoff_s(0), stop)  # then reconnect, with backoff if it fails
+        await pause_before_reconnect(stop)  # then reconnect, with backoff if it fails

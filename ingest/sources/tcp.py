@@ -18,8 +18,7 @@ from ingest.retry import FEED
 from ingest.sources.live import (
     Chunk,
     SourceState,
-    backoff_s,
-    sleep_unless_stopped,
+    pause_before_reconnect,
     until_stopped,
 )
 
@@ -88,4 +87,4 @@ async def tcp_chunks(
             writer.close()
         if last := splitter.flush():
             yield Chunk(time.time(), last)  # a last line without its newline
-        await sleep_unless_stopped(backoff_s(0), stop)  # then reconnect, with backoff if it fails
+        await pause_before_reconnect(stop)  # then reconnect, with backoff if it fails
