@@ -15,6 +15,7 @@ import logging
 import time
 import zipfile
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import IO, Final
 
 from aiswatch.config import Settings
@@ -24,7 +25,7 @@ from aiswatch.service import decoder_process, new_writer
 from ingest.csvfeeds import CsvFormat
 from ingest.errors import SourceError
 from ingest.lines import LineSplitter
-from ingest.offload import RemoteDecoder
+from ingest.offload import DecoderProcess, RemoteDecoder
 from ingest.pipeline import IngestStats
 from ingest.sources.files import CHUNK_BYTES, read_lines, source_name
 from ingest.sources.live import Chunk
@@ -112,11 +113,15 @@ async def import_paths(
     fmt: CsvFormat | None = None,
     results: list[IngestStats] | None = None,
     detection: Detection | None = None,
+    process: DecoderProcess | None = None,
 ) -> list[IngestStats]:
     """Import CSV archives into ``db``; the stats are final (committed) on
     return. ``results``, if given, receives each file's stats as it starts."""
     results = [] if results is None else results
-    async with decoder_process(settings) as process, new_writer(settings, db, detection) as writer:
+    async with AsyncExitStack() as stack:
+        if process is None:
+            process = await stack.enter_async_context(decoder_process(settings))
+        writer = await stack.enter_async_context(new_writer(settings, db, detection))
         for path in paths:
             try:
                 async for name, chunks in _members(path):

@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import resources
@@ -23,6 +23,7 @@ import typer
 
 from aiswatch import __version__, cli_alerts
 from aiswatch.config import Settings, load_settings
+from aiswatch.detection import Detection
 from aiswatch.live import run_service
 from aiswatch.logs import setup_logging
 from aiswatch.scenario import SCENARIO_START, write_scenario
@@ -33,9 +34,10 @@ from aiswatch.times import parse_time
 from aiswatch.views import event_json, events_table, jsonl, port_call_json, port_calls_table, watchlist_table
 from detectors.watchlist import load_watchlist
 from ingest.errors import AiswatchError, ConfigError
+from ingest.offload import DecoderProcess
 from ingest.pipeline import IngestStats
 from ingest.records import EVENT_KINDS, Event
-from storage.database import redact
+from storage.database import Database, redact
 from storage.events import find_events, load_matches
 from storage.queries import busiest_vessels, table_counts
 
@@ -144,11 +146,23 @@ def _replay_command(
 
 
 async def _ingest(settings: Settings, paths: list[str], results: list[IngestStats]) -> float:
-    # The decoding process starts while the database opens.
+    return await timed_replay(
+        settings,
+        lambda db, detection, process: ingest_paths(settings, paths, db, process, results, detection),
+    )
+
+
+async def timed_replay(
+    settings: Settings,
+    replay: Callable[[Database, Detection | None, DecoderProcess], Awaitable[object]],
+) -> float:
+    """Run a replay (NMEA files, CSV archives) with the detectors; print what
+    they found; return the replay's seconds. The decoding process starts
+    while the database opens."""
     detection = new_detection(settings)
     async with decoder_process(settings) as process, open_database(settings) as db:
         began = time.perf_counter()
-        await ingest_paths(settings, paths, db, process, results, detection)
+        await replay(db, detection, process)
         elapsed = time.perf_counter() - began
     if detection is not None:
         typer.echo(render_detection(detection))

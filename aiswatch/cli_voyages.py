@@ -12,7 +12,6 @@ import asyncio
 import json
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -40,9 +39,8 @@ from aiswatch.history_views import (
     voyage_json,
     voyages_table,
 )
-from aiswatch.service import new_detection, open_database
+from aiswatch.service import open_database
 from aiswatch.static_map import write_static_map
-from aiswatch.summary import render_detection
 from aiswatch.views import jsonl
 from ingest.csvfeeds import CsvFormat
 from ingest.errors import AiswatchError
@@ -72,14 +70,10 @@ def import_archives(
 async def _import(
     settings: Settings, paths: list[str], fmt: CsvFormat | None, results: list[IngestStats]
 ) -> float:
-    detection = new_detection(settings)
-    async with open_database(settings) as db:
-        began = time.perf_counter()
-        await import_paths(settings, paths, db, fmt, results, detection)
-        elapsed = time.perf_counter() - began
-    if detection is not None:
-        typer.echo(render_detection(detection))
-    return elapsed
+    return await cli.timed_replay(
+        settings,
+        lambda db, detection, process: import_paths(settings, paths, db, fmt, results, detection, process),
+    )
 
 
 Vessel = Annotated[str, typer.Argument(help="Watchlist name, MMSI, IMO or broadcast ship name.")]
