@@ -133,5 +133,5 @@ async def import_paths(
                 results.append(stats)
                 log.error("%s: %s", stats.source, exc)
     if detection is not None:
-        await detection.finish(db)
+        await detection.replay(db.url)
     return results

@@ -64,14 +64,19 @@ class StorageSettings(BaseModel):
 class DetectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    #: Run the detectors wherever positions are stored.
+    #: Detect: every instance announces what it stores to the detectors' inbox,
+    #: and one instance per database (elected) is the detector leader.
     enabled: bool = True
     #: The watchlist (TOML) and port zones (GeoJSON); unset: the files shipped with aiswatch.
     watchlist: Path | None = None
     zones: Path | None = None
-    #: Replays: the watermark trails the latest event time by this much.
+    #: A vessel's records wait until they are this much older than its newest one
+    #: (so messages out of order by less change nothing)...
     allowed_lateness_s: float = Field(300.0, ge=0)
-    #: A rebuilt track starts this many days before the watermark.
+    #: ...or, live, until they are this old by the clock and have waited this long.
+    hold_s: float = Field(1.0, ge=0)
+    #: A rebuilt track starts this many days before its oldest record to detect
+    #: (at start: before its newest record).
     history_days: float = Field(30.0, gt=0)
     #: Zone hysteresis: a ship leaves a zone only this far outside it.
     zone_exit_margin_km: float = Field(1.0, ge=0)

@@ -1,20 +1,48 @@
-"""Detectors at the database's side: the engine runs inside the writer's
-transactions, so positions, the events they cause and the outbox rows for
-those events commit together, or not at all.
+"""The detectors at the database's side: one leader per database, however
+many instances ingest.
 
-The engine's state is rebuilt from the database when the service starts and
-after any failed transaction (the database is the truth): watched vessels
-are found again from the stored identities, their tracks from their stored
-history within ``history_days``, the committed events and the watermark from
-their tables. A restart therefore writes no event twice.
+Why this shape. Events must be a function of what is stored, not of which
+process stored it or in what order. So ingest stays stateless and scales out:
+every write transaction, on any instance, adds a row to the detectors' inbox
+(:mod:`storage.inbox`) naming the vessels it stored records of. One instance
+is the detector leader, elected with a PostgreSQL advisory lock
+(:mod:`storage.leader`); the others stand by and take over within seconds
+when it dies or loses its connection. The leader works on the lock's own
+connection, one REPEATABLE READ snapshot per cycle: it reads every inbox row
+the snapshot shows, the identity changes of the vessels heard from (a static
+report stored by any instance may make a vessel watched: that is why the
+watched set lives here, not in the writers), then the new positions of the
+vessels it watches, feeds the engine, and writes the events, their outbox
+rows, the watchlist matches, its clock, and the deletion of the inbox rows it
+read, in that one transaction. A crash or a failover therefore writes nothing
+twice (event writes are idempotent, the outbox takes each revision once) and
+misses nothing (what was not committed is still in the inbox, and everything
+is in storage).
+
+What is in memory (tracks, records waiting for their vessel's clock) is
+rebuilt from storage when a leader starts: watched vessels from the stored
+identities, their tracks from their stored history (from ``history_days``
+before the oldest record the inbox still announces, or before the vessel's
+newest record), the committed events and the clock from their tables. A
+vessel that becomes watched late is rebuilt the same way; records older than
+what a track took make it stale and it is rebuilt from that period (see
+:mod:`detectors.engine`).
+
+A replay (``aiswatch ingest``, ``import``, the demo) leads for its own
+records when no service leads: after its records are stored it takes the
+lock, detects what the inbox holds in one snapshot and finishes (every
+record is taken, whatever the lateness). When a service leads, it detects
+them instead and the replay says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from datetime import datetime
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -24,11 +52,21 @@ from detectors.engine import DetectorEngine
 from detectors.land import InlandMask
 from detectors.watchlist import load_watchlist
 from detectors.zones import load_zones
-from ingest.records import Event, Position, StaticReport
+from ingest.records import Event, Position
 from storage import events as store
-from storage.database import Database
+from storage import inbox
+from storage.database import STAGE_TABLES
+from storage.inbox import InboxHook
+from storage.leader import connect, stand_by, try_lock
 
 log = logging.getLogger(__name__)
+
+#: pg_advisory_lock key of the detector leader (migrations use ..._0001, alerts ..._0005).
+DETECTOR_LOCK = 0x616973_0008
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def engine_factory(settings: Settings) -> Callable[[], DetectorEngine]:
@@ -52,97 +90,174 @@ def engine_factory(settings: Settings) -> Callable[[], DetectorEngine]:
             land=land,
             allowed_lateness_s=config.allowed_lateness_s,
             history_days=config.history_days,
+            hold_s=config.hold_s,
         )
 
     return make
 
 
 class Detection:
-    """The writer's hook; see the module docs. ``clock`` is the wall clock
-    for a live service, None for a replay (the watermark follows the data)."""
+    """The detectors of one instance: the writers' hook (``hook``) and a
+    candidate leader. ``clock`` is the wall clock for a live service, None
+    for a replay (each vessel's clock follows its data)."""
 
     def __init__(
-        self, make_engine: Callable[[], DetectorEngine], *, clock: Callable[[], datetime] | None = None
-    ):
+        self,
+        make_engine: Callable[[], DetectorEngine],
+        *,
+        clock: Callable[[], datetime] | None = None,
+        poll_s: float = 0.5,
+        standby_poll_s: float = 1.0,
+    ) -> None:
         self._make_engine = make_engine
         self.engine = make_engine()
         self.clock = clock
-        self._loaded = False
-        self._written: list[Event] = []
-        #: Event revisions committed by this process.
+        self.poll_s = poll_s
+        self.standby_poll_s = standby_poll_s
+        self.hook = InboxHook()
+        self.leader = False
+        #: A replay found another instance leading: it detects these records.
+        self.deferred = False
+        #: Event revisions committed by this process; inbox rows it consumed.
         self.events_written = 0
+        self.inbox_rows = 0
+        self.application_name = f"aiswatch-detectors-{os.getpid()}"
 
-    async def in_transaction(
-        self, cur: psycopg.AsyncCursor[Any], positions: Sequence[Position], statics: Sequence[StaticReport]
-    ) -> None:
-        """Feed the batch just written in this transaction; write what changed."""
-        if not self._loaded:
-            await self._load(cur.connection)
-        # The detectors' CPU work runs in a thread, so that the event loop keeps
-        # the decoding process fed meanwhile (the engine is only ever used by
-        # the writer's task, one batch at a time).
-        await asyncio.to_thread(self._observe, positions, statics)
-        await self._settle(cur)
+    # -- a live service -----------------------------------------------------
 
-    def _observe(self, positions: Sequence[Position], statics: Sequence[StaticReport]) -> None:
-        self.engine.observe(positions, statics)
-        self.engine.advance(self.clock() if self.clock is not None else None)
+    async def run(self, url: str, stop: asyncio.Event) -> None:
+        """Stand by, lead when elected, until ``stop``."""
+        await stand_by(
+            url, key=DETECTOR_LOCK, role="detectors", application_name=self.application_name,
+            lead=self._lead, stop=stop, poll_s=self.standby_poll_s, on_change=self._leading,
+        )  # fmt: skip
 
-    def after_commit(self) -> None:
-        self.engine.committed_events(self._written)
-        self.events_written += len(self._written)
-        self._written = []
-        self.engine.dirty_matches.clear()
+    def _leading(self, leading: bool) -> None:
+        self.leader = leading
 
-    def after_failure(self) -> None:
-        """The transaction failed: the database is the truth, start again from it."""
-        self.engine = self._make_engine()
-        self._loaded = False
-        self._written = []
+    async def _lead(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
+        await conn.execute(f"LISTEN {inbox.CHANNEL}")
+        await self._start(conn)
+        while not stop.is_set():
+            await self.cycle(conn)
+            async for _ in conn.notifies(timeout=self.poll_s, stop_after=1):
+                pass
 
-    async def finish(self, db: Database) -> None:
-        """End of a replay: take every record read, whatever the lateness."""
-        async with db.pool.connection() as conn:
+    # -- a replay -------------------------------------------------------------
+
+    async def replay(self, url: str) -> bool:
+        """Detect what the inbox holds and finish, if no other instance leads
+        (False then: the leader will detect these records)."""
+        async with await connect(url, self.application_name) as conn:
+            if not await try_lock(conn, DETECTOR_LOCK):
+                self.deferred = True
+                log.info("detectors: another aiswatch instance leads; it detects these records")
+                return False
+            self.leader = True
             try:
-                async with conn.transaction(), conn.cursor() as cur:
-                    if not self._loaded:
-                        await self._load(conn)
-                    self.engine.finish()
-                    await self._settle(cur)
-            except BaseException:
-                self.after_failure()
-                raise
-        self.after_commit()
+                await self._start(conn, finish=True)
+            finally:
+                self.leader = False
+        return True
 
-    async def _load(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        engine = self.engine
-        engine.watermark = await store.load_watermark(conn)
-        engine.load_committed(await store.load_events(conn))
-        for report in await store.load_identities(conn):
-            engine.consider(report)
-        engine.restart()
-        self._loaded = True
+    # -- cycles ------------------------------------------------------------------
+
+    async def _start(self, conn: psycopg.AsyncConnection[Any], *, finish: bool = False) -> None:
+        """A new leader: everything from storage, in one snapshot, and every
+        inbox row that snapshot shows consumed."""
+        self.engine = engine = self._make_engine()
+        await conn.execute(STAGE_TABLES)
+        try:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                engine.watermark = await store.load_watermark(conn)
+                engine.saw(engine.watermark)
+                engine.load_committed(await store.load_events(conn))
+                for report in await store.load_identities(conn):
+                    engine.consider(report)
+                batch = await inbox.take(conn)
+                engine.saw(batch.ts_max)
+                engine.restart(await inbox.positions_from(conn, batch.seqs, list(engine.watched)))
+                written = await self._settle(conn, batch.seqs, finish=finish)
+        except BaseException:
+            self.engine = self._make_engine()  # the database is the truth: start again from it
+            raise
+        self._committed(*written)
         log.info(
             "detectors: watching %d vessels, %d events known", len(engine.watched), len(engine.committed)
         )
 
-    async def _settle(self, cur: psycopg.AsyncCursor[Any]) -> None:
+    async def cycle(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """One snapshot: what the inbox announces, detected and consumed."""
         engine = self.engine
-        stale = engine.needs_history()
-        if stale:
-            since = next(iter(stale.values()))
-            histories = await store.load_histories(cur.connection, list(stale), since)
+        try:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                batch = await inbox.take(conn)
+                engine.saw(batch.ts_max)
+                statics = await inbox.read_statics(conn, batch.statics_from)
+                engine.observe([], statics)  # may watch more vessels: their positions are read next
+                after = {}
+                for mmsi, first in (
+                    await inbox.positions_from(conn, batch.seqs, list(engine.watched))
+                ).items():
+                    bound = engine.noticed(mmsi, first)
+                    if bound is not None:
+                        after[mmsi] = bound
+                positions = await inbox.read_positions(conn, after)
+                now_s = time.monotonic()
+                # the CPU work runs in a thread, so the event loop keeps the
+                # decoding process fed meanwhile (the engine is only this task's)
+                await asyncio.to_thread(self._observe, positions, now_s)
+                written = await self._settle(conn, batch.seqs, now_s=now_s)
+        except BaseException:
+            self.engine = self._make_engine()
+            raise
+        self._committed(*written)
+
+    def _observe(self, positions: list[Position], now_s: float) -> None:
+        self.engine.observe(positions, [], now_s=now_s)
+        if self.clock is not None:
+            self.engine.advance(self.clock(), now_s=now_s)
+        else:
+            self.engine.advance()
+
+    async def _settle(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        seqs: list[int],
+        *,
+        now_s: float | None = None,
+        finish: bool = False,
+    ) -> tuple[list[Event], int]:
+        """Rebuild what is due, write what changed, consume ``seqs``."""
+        engine = self.engine
+        due = engine.needs_history(now_s=now_s)
+        if due:
+            histories = await store.load_histories(conn, due, engine.history)
             for mmsi, (records, truncated) in histories.items():
                 engine.rebuild(mmsi, records, truncated_at=truncated)
+        if finish:
+            engine.finish()
+        elif now_s is None and self.clock is not None:
+            engine.advance(self.clock())
         events = engine.changes()
-        await store.write_events(cur, events)
-        await store.write_matches(
-            cur,
-            [
-                (entry, mmsi, m.level, m.reasons)
-                for (entry, mmsi), m in engine.matches.items()
-                if (entry, mmsi) in engine.dirty_matches
-            ],
-        )
-        await store.save_watermark(cur, engine.watermark)
-        self._written = events
+        async with conn.cursor() as cur:
+            await store.write_events(cur, events)
+            await store.write_matches(
+                cur,
+                [
+                    (entry, mmsi, m.level, m.reasons)
+                    for (entry, mmsi), m in engine.matches.items()
+                    if (entry, mmsi) in engine.dirty_matches
+                ],
+            )
+            await store.save_watermark(cur, engine.watermark)
+        await inbox.consume(conn, seqs)
+        return events, len(seqs)
+
+    def _committed(self, events: list[Event], rows: int) -> None:
+        self.engine.committed_events(events)
+        self.engine.dirty_matches.clear()
+        self.events_written += len(events)
+        self.inbox_rows += rows

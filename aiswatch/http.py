@@ -99,10 +99,19 @@ class ServiceCollector(Collector):
                 "aiswatch_spool_batches", "Batches waiting in the spool", value=len(service.spool)
             )
         if service.detection is not None:
+            detection = service.detection
             yield CounterMetricFamily(
-                "aiswatch_event_revisions",
-                "Event revisions committed",
-                value=service.detection.events_written,
+                "aiswatch_event_revisions", "Event revisions committed", value=detection.events_written
+            )
+            yield GaugeMetricFamily(
+                "aiswatch_detector_leader",
+                "1 when this instance is the detector leader",
+                value=float(detection.leader),
+            )
+            yield CounterMetricFamily(
+                "aiswatch_detector_inbox_rows",
+                "Inbox rows (write transactions of any instance) detected by this instance",
+                value=detection.inbox_rows,
             )
         if service.alerts is not None:
             yield from alert_metrics(service.alerts)

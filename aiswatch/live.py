@@ -292,6 +292,8 @@ async def run_service(
                     group.create_task(serve_api(settings, db, stop), name="api")
                 if service.alerts is not None:
                     group.create_task(service.alerts.run(stop), name="alerts")
+                if service.detection is not None:  # a candidate detector leader
+                    group.create_task(service.detection.run(db.url, stop), name="detectors")
                 if started is not None:
                     started(service)
                 log.info("aiswatch: running %d sources", len(sources))

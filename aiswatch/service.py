@@ -84,7 +84,7 @@ def new_writer(
         max_delay_s=settings.ingest.batch_delay_s,
         queue_chunks=settings.ingest.queue_chunks,
         give_up_s=settings.storage.write_give_up_s,
-        hook=detection,
+        hook=None if detection is None else detection.hook,
         spool=spool,
         retry_s=settings.service.spool_retry_s,
     )
@@ -135,5 +135,5 @@ async def ingest_paths(
             results.append(decoder.stats)
             await ingest_file(path, decoder, writer)
     if detection is not None:
-        await detection.finish(db)
+        await detection.replay(db.url)
     return results

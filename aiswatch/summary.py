@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from aiswatch.detection import Detection
 from ingest.pipeline import IngestStats
@@ -71,6 +72,8 @@ def render_vessels(vessels: Sequence[VesselSummary]) -> str:
 
 
 def render_detection(detection: Detection) -> str:
+    if detection.deferred:
+        return "detectors: another aiswatch instance is the detector leader here; it detects these records"
     engine = detection.engine
     counts = ", ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in sorted(engine.counts.items()))
     ignored: dict[str, int] = {}
@@ -83,6 +86,12 @@ def render_detection(detection: Detection) -> str:
     ]
     if counts:
         lines.append(f"  {counts}")
+    if engine.counts["rebuilds_from_window"]:
+        lines.append(
+            f"  {engine.counts['rebuilds_from_window']:,} tracks rebuilt from a window of"
+            f" {engine.history / timedelta(days=1):g} days (detectors.history_days):"
+            " their older records were not examined"
+        )
     if ignored:
         lines.append("  positions of watched vessels ignored: " + _reasons(ignored))
     return "\n".join(lines)

@@ -36,6 +36,7 @@ from alerts.folding import plan
 from alerts.message import AlertWriter
 from alerts.routing import Router, VesselFacts
 from alerts.settings import AlertSettings, redactor
+from storage.leader import reason_of, stand_by
 
 log = logging.getLogger(__name__)
 
@@ -148,42 +149,16 @@ class Dispatcher:
     # -- leadership --------------------------------------------------------
 
     async def _stand_by(self, stop: asyncio.Event) -> None:
-        """Try for the lock; lead while holding it. Whatever fails while
-        leading (the database away, a channel's bug) is logged and the
-        instance stands by again: the dispatcher never stops the service."""
-        failures = 0
-        announced = False
-        while not stop.is_set():
-            delay = self.settings.standby_poll_s
-            try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=10, application_name=self.application_name
-                )
-                failures = 0
-                async with conn:
-                    while not stop.is_set() and not await _try_lock(conn):
-                        if not announced:
-                            log.info("alerts: another instance is the sender; standing by")
-                            announced = True
-                        await asyncio.sleep(delay)
-                    if not stop.is_set():
-                        await self._lead(conn, stop)
-            except Exception as exc:  # see the docstring
-                failures += 1
-                delay = min(30.0, delay * 2**failures)
-                log.warning(
-                    "alerts: not the sender for now (%s); trying again in %.0f s", _reason(exc), delay
-                )
-                log.debug("alerts: details", exc_info=exc)
-            finally:
-                self.stats.leader = False
-            if not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+        await stand_by(
+            self.url, key=LEADER_LOCK, role="alerts", application_name=self.application_name,
+            lead=self._lead, stop=stop, poll_s=self.settings.standby_poll_s, on_change=self._leading,
+        )  # fmt: skip
+
+    def _leading(self, leading: bool) -> None:
+        self.stats.leader = leading
 
     async def _lead(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
-        self.stats.leader = True
-        log.info("alerts: this instance is the sender (%d channels)", len(self.workers))
+        log.info("alerts: sending on %d channels", len(self.workers))
         await conn.execute(f"LISTEN {store.OUTBOX_CHANNEL}")
         async with asyncio.TaskGroup() as group:
             tasks = [
@@ -268,7 +243,7 @@ class Dispatcher:
                     self.stats.oldest_unhandled = await store.oldest_unhandled(conn)
                 self.stats.refreshed_at = self.clock()
             except psycopg.Error as exc:
-                log.warning("alerts: cannot read the delivery counts (%s)", _reason(exc))
+                log.warning("alerts: cannot read the delivery counts (%s)", reason_of(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(self.settings.poll_s, 2.0))
 
@@ -278,15 +253,3 @@ class Dispatcher:
         if self.stats.oldest_unhandled is not None:
             times.append(self.stats.oldest_unhandled)
         return 0.0 if not times else max(0.0, (self.clock() - min(times)).total_seconds())
-
-
-async def _try_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
-    row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,))).fetchone()
-    return bool(row and row[0])
-
-
-def _reason(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__

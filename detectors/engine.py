@@ -3,14 +3,20 @@ and which events changed.
 
 Positions and static reports come in batches (``observe``), in any order. Only
 vessels that match or may match the watchlist are kept; the rest of the
-traffic costs a set lookup per record. A watched vessel's records wait in its
-buffer until the watermark passes them (``advance``): the watermark is the
-clock (wall clock live; latest event time minus ``allowed_lateness_s`` in a
-replay), so messages out of order within the lateness change nothing. A
-record older than what its track has already taken cannot be slotted in: the
-vessel's track is rebuilt from stored history instead (``needs_history`` and
-``rebuild``, which the storage side answers), and the events it no longer
-finds are withdrawn.
+traffic costs a set lookup per record. Each watched vessel keeps its own
+clock: its records wait in its buffer until they are ``allowed_lateness_s``
+older than the newest record of that vessel, or (live, when ``advance`` is
+given the time it waited) until they have waited ``hold_s``, or until the end
+of a replay (``finish``). So an archive of 2024 loaded into a database that
+holds today's positions is detected as a replay of 2024, and messages out of
+order within the lateness change nothing. A record older than what its track
+has already taken cannot be slotted in: the vessel's track is rebuilt from
+stored history from ``history_days`` before that record on (``needs_history``
+and ``rebuild``, which the storage side answers), and the events it no
+longer finds are withdrawn. A rebuild waits until the vessel's late records
+have stopped coming for ``rebuild_settle_s`` (at most ``rebuild_defer_s``),
+so a backfill rebuilds a vessel a few times, not once per batch; meanwhile
+its newer records go on feeding its track, so live detection is not held up.
 
 ``changes()`` lists the events that differ from what was committed, for the
 vessels the watchlist lets us report (identified or probable); the caller
@@ -22,7 +28,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -41,6 +47,24 @@ _RANK: dict[MatchLevel, int] = {"rejected": 0, "candidate": 1, "probable": 2, "i
 REPORTABLE = frozenset({"identified", "probable"})
 _NAME_MATCHED = frozenset({"candidate", "probable"})
 _TS = attrgetter("ts")
+_ONE_US = timedelta(microseconds=1)
+
+
+def record_key(record: Record) -> tuple[datetime, int]:
+    """What tells two stored records of one vessel apart."""
+    return (record.ts, record.payload_crc if isinstance(record, Position) else -1)
+
+
+@dataclass
+class Stale:
+    """A track to rebuild from storage: from ``since`` (None: its newest
+    record's time minus the history), once due."""
+
+    since: datetime | None
+    first_s: float
+    last_s: float
+    #: A vessel newly watched, or a restart: rebuilt at once, not debounced.
+    at_once: bool = False
 
 
 @dataclass
@@ -49,7 +73,13 @@ class Watched:
 
     match: Match
     track: VesselTrack
-    buffer: list[Record] = field(default_factory=list)
+    #: Records not yet taken, each with the (monotonic) time it arrived.
+    buffer: list[tuple[float, Record]] = field(default_factory=list)
+    keys: set[tuple[datetime, int]] = field(default_factory=set)
+    #: Event time of the newest record of this vessel seen: its own clock.
+    newest: datetime | None = None
+    #: Committed events a rebuild did not find (yet): withdrawn once nothing waits.
+    recheck: set[str] = field(default_factory=set)
     #: Were its events reported at the last look? (A candidate's are held back.)
     reported: bool = False
 
@@ -77,6 +107,9 @@ class DetectorEngine:
         land: LandMask | None = None,
         allowed_lateness_s: float = 300.0,
         history_days: float = 30.0,
+        hold_s: float = 1.0,
+        rebuild_settle_s: float = 2.0,
+        rebuild_defer_s: float = 30.0,
     ) -> None:
         self.watchlist = watchlist
         self.zones = zones
@@ -84,6 +117,9 @@ class DetectorEngine:
         self.land = land
         self.lateness = timedelta(seconds=allowed_lateness_s)
         self.history = timedelta(days=history_days)
+        self.hold_s = hold_s
+        self.rebuild_settle_s = rebuild_settle_s
+        self.rebuild_defer_s = rebuild_defer_s
         self.watched: dict[int, Watched] = {}
         #: Every (entry, MMSI) match seen, rejected ones too, for ``aiswatch watchlist``.
         self.matches: dict[tuple[str, int], Match] = {}
@@ -92,8 +128,10 @@ class DetectorEngine:
         self.max_event_ts: datetime | None = None
         self.watermark: datetime | None = None
         self.counts: Counter[str] = Counter()
-        #: MMSIs whose track must be rebuilt from storage, with the level they were reported at.
-        self._stale: set[int] = set()
+        #: MMSIs whose track must be rebuilt from storage.
+        self._stale: dict[int, Stale] = {}
+        #: Monotonic time of the latest ``observe``/``advance`` (for the hold and the debounce).
+        self._now_s = 0.0
         #: (entry name) -> {MMSI: first event time it reported the entry's IMO}
         self._imo_mmsis: dict[str, dict[int, datetime]] = {}
         for entry in watchlist.entries:
@@ -114,7 +152,7 @@ class DetectorEngine:
         if w is None:
             w = self.watched[match.mmsi] = Watched(match, self._new_track(match))
             if stale:
-                self._stale.add(match.mmsi)
+                self._mark_stale(match.mmsi, None, at_once=True)
         elif _RANK[match.level] > _RANK[w.match.level]:
             w.match = match
         # The entry's match is the watched one (with its track's evidence) when it is that entry.
@@ -153,9 +191,14 @@ class DetectorEngine:
 
     # -- records and clock ------------------------------------------------
 
-    def observe(self, positions: Sequence[Position], statics: Sequence[StaticReport]) -> None:
-        """Take a batch; the per-record work for unwatched traffic is a set lookup, in C."""
-        watched, stale = self.watched, self._stale
+    def observe(
+        self, positions: Sequence[Position], statics: Sequence[StaticReport], *, now_s: float | None = None
+    ) -> None:
+        """Take a batch; the per-record work for unwatched traffic is a set
+        lookup, in C. ``now_s`` is a monotonic time, for ``hold_s``."""
+        if now_s is not None:
+            self._now_s = now_s
+        watched = self.watched
         for report in statics:
             self.consider(report)
         times = [r.ts for r in statics]
@@ -166,13 +209,44 @@ class DetectorEngine:
         self.max_event_ts = max(times, default=None)
         mine: list[Record] = [r for r in statics if r.mmsi in watched]
         mine += [p for p in positions if p.mmsi in watched]
+        arrived = self._now_s
         for record in mine:
-            if record.mmsi not in stale:
-                watched[record.mmsi].buffer.append(record)
+            w = watched[record.mmsi]
+            key = record_key(record)
+            if key in w.keys:
+                continue  # read again: it waits already
+            frontier = w.track.frontier
+            if frontier is not None and record.ts < frontier:
+                if not (isinstance(record, StaticReport) and _repeats(w.track, record)):
+                    self.counts["late_records"] += 1
+                    self._mark_stale(record.mmsi, record.ts)
+                continue  # the rebuild reads it from storage
+            w.keys.add(key)
+            w.buffer.append((arrived, record))
+            if w.newest is None or record.ts > w.newest:
+                w.newest = record.ts
 
-    def advance(self, now: datetime | None = None) -> None:
-        """Move the watermark to ``now`` (live) or to the latest event time
-        minus the allowed lateness (replay), and feed what it passed."""
+    def _mark_stale(self, mmsi: int, since: datetime | None, *, at_once: bool = False) -> None:
+        now_s = self._now_s
+        old = self._stale.get(mmsi)
+        if old is None:
+            self._stale[mmsi] = Stale(since, now_s, now_s, at_once)
+            return
+        if since is not None and (old.since is None or since < old.since):
+            old.since = since  # a late record is older than the vessel's newest
+        old.last_s = now_s
+        old.at_once = old.at_once or at_once
+
+    def advance(self, now: datetime | None = None, *, now_s: float | None = None) -> None:
+        """Move the clock to ``now`` (live: the wall clock) or to the latest
+        event time minus the allowed lateness (replay), and feed each vessel
+        what its own clock releases. Live, a record is also released once it
+        is ``hold_s`` old by the clock and (given ``now_s``, monotonic) has
+        waited that long here: an archive's records, old by the clock, still
+        wait a moment for their neighbours."""
+        live = now is not None
+        if now_s is not None:
+            self._now_s = now_s
         if now is None:
             if self.max_event_ts is None:
                 return
@@ -180,68 +254,143 @@ class DetectorEngine:
         if self.watermark is not None and now <= self.watermark:
             now = self.watermark
         self.watermark = now
-        for mmsi, w in self.watched.items():
-            if mmsi in self._stale:
-                continue
+        hold: tuple[datetime, float | None] | None = None
+        if live:
+            hold = (now - timedelta(seconds=self.hold_s), None if now_s is None else now_s - self.hold_s)
+        for w in self.watched.values():
             if w.buffer:
-                self._feed(w, now)
-            w.track.advance(now)
+                self._feed(w, hold)
+            # a track is not judged past what it still has to take
+            first = min((r.ts for _, r in w.buffer), default=None)
+            w.track.advance(now if first is None or first > now else first)
 
     def finish(self) -> None:
         """End of a replay: nothing later will come, so take everything."""
+        for w in self.watched.values():
+            if w.buffer:
+                self._feed(w, None, everything=True)
         if self.max_event_ts is not None:
             self.advance(max(self.max_event_ts, self.watermark or self.max_event_ts))
 
-    def _feed(self, w: Watched, now: datetime) -> None:
-        ready = [r for r in w.buffer if r.ts <= now]
-        if not ready:
+    def _feed(
+        self, w: Watched, hold: tuple[datetime, float | None] | None, *, everything: bool = False
+    ) -> None:
+        assert w.newest is not None
+        until = w.newest - self.lateness
+
+        def ready(item: tuple[float, Record]) -> bool:
+            arrived, record = item
+            if everything or record.ts <= until:
+                return True
+            return hold is not None and record.ts <= hold[0] and (hold[1] is None or arrived <= hold[1])
+
+        taken = [item[1] for item in w.buffer if ready(item)]
+        if not taken:
             return
-        w.buffer = [r for r in w.buffer if r.ts > now]
-        ready.sort(key=lambda r: (r.ts, isinstance(r, Position)))
+        w.buffer = [item for item in w.buffer if not ready(item)]
+        taken.sort(key=lambda r: (r.ts, isinstance(r, Position)))
         track = w.track
-        for record in ready:
+        for record in taken:
+            w.keys.discard(record_key(record))
             if track.frontier is not None and record.ts < track.frontier:
                 if isinstance(record, StaticReport) and _repeats(track, record):
                     continue
                 self.counts["late_records"] += 1
-                self._stale.add(track.mmsi)
-                w.buffer = []
-                return
+                self._mark_stale(track.mmsi, record.ts)
+                continue
             track.observe(record)
 
     # -- rebuilding from storage ------------------------------------------
 
-    def needs_history(self) -> dict[int, datetime | None]:
-        """MMSIs whose track must be rebuilt, with the start of the window to
-        load (the same for all of them)."""
-        since = None if self.watermark is None else self.watermark - self.history
-        return dict.fromkeys(sorted(self._stale), since)
+    def needs_history(self, *, now_s: float | None = None) -> dict[int, datetime | None]:
+        """MMSIs whose track is due for a rebuild, each with the start of the
+        window to load (None: its newest stored record's time minus the
+        history). Without ``now_s`` (a replay, the end of one) all are due."""
+        due = {}
+        for mmsi, stale in sorted(self._stale.items()):
+            if (
+                now_s is None
+                or stale.at_once
+                or now_s - stale.last_s >= self.rebuild_settle_s
+                or now_s - stale.first_s >= self.rebuild_defer_s
+            ):
+                due[mmsi] = None if stale.since is None else stale.since - self.history
+        return due
+
+    @property
+    def stale(self) -> int:
+        """Tracks waiting for a rebuild."""
+        return len(self._stale)
 
     def rebuild(self, mmsi: int, records: list[Record], *, truncated_at: datetime | None) -> None:
         """Replace ``mmsi``'s track by one fed ``records`` (all stored records
-        of its window, in order); ``truncated_at`` says older ones exist."""
+        of its window, in order); ``truncated_at`` says older ones exist. What
+        the vessel's clock does not release yet waits in its buffer, as if it
+        had just arrived; the committed events the new track does not find
+        are withdrawn once nothing waits (a waiting record may find them)."""
         w = self.watched[mmsi]
         w.track = track = self._new_track(w.match, truncated_at)
-        now = self.watermark
-        w.buffer = []
+        w.buffer, w.keys = [], set()
+        newest = max((r.ts for r in records), default=None)
+        if w.newest is None or (newest is not None and newest > w.newest):
+            w.newest = newest
         for record in records:
-            if now is None or record.ts <= now:
+            if w.newest is not None and record.ts <= w.newest - self.lateness:
                 track.observe(record)
             else:
-                w.buffer.append(record)
-        if now is not None:
-            track.advance(now)
-        self._stale.discard(mmsi)
+                w.keys.add(record_key(record))
+                w.buffer.append((self._now_s, record))
+        first = min((r.ts for _, r in w.buffer), default=None)
+        if self.watermark is not None:
+            track.advance(self.watermark if first is None or first > self.watermark else first)
+        del self._stale[mmsi]
         self.counts["rebuilds"] += 1
-        for event in self.committed.values():
-            gone = event.mmsi == mmsi and event.state != "withdrawn" and event.id not in track.events
-            if gone and (truncated_at is None or event.start >= truncated_at) and event.key != "mmsi":
-                track.events[event.id] = replace(event, state="withdrawn")
-                track.dirty.add(event.id)
+        if truncated_at is not None:
+            self.counts["rebuilds_from_window"] += 1
+        w.recheck = {
+            event.id
+            for event in self.committed.values()
+            if event.mmsi == mmsi
+            and event.state != "withdrawn"
+            and (truncated_at is None or event.start >= truncated_at)
+            and event.key != "mmsi"
+        }
 
-    def restart(self) -> None:
-        """Every watched track is to be rebuilt from storage (at start)."""
-        self._stale.update(self.watched)
+    def _withdraw_unfound(self, w: Watched) -> None:
+        track = w.track
+        for event_id in w.recheck:
+            if event_id not in track.events:
+                track.events[event_id] = replace(self.committed[event_id], state="withdrawn")
+                track.dirty.add(event_id)
+        w.recheck = set()
+
+    def restart(self, since: Mapping[int, datetime] | None = None) -> None:
+        """Every watched track is to be rebuilt from storage (at start): from
+        ``history_days`` before the vessel's time in ``since`` (its oldest
+        record not yet detected), else before its newest record."""
+        since = since or {}
+        for mmsi in self.watched:
+            self._mark_stale(mmsi, since.get(mmsi), at_once=True)
+
+    def noticed(self, mmsi: int, first: datetime) -> datetime | None:
+        """New positions of watched ``mmsi`` are stored, the oldest at
+        ``first``: after what time to read them (None: its coming rebuild
+        reads them). Older than what its track took, they make it stale."""
+        stale = self._stale.get(mmsi)
+        if stale is not None and stale.at_once:
+            self._mark_stale(mmsi, first)
+            return None
+        frontier = self.watched[mmsi].track.frontier
+        if frontier is not None and first <= frontier:
+            self.counts["late_records"] += 1
+            self._mark_stale(mmsi, first)
+            return frontier
+        return first - _ONE_US
+
+    def saw(self, ts: datetime | None) -> None:
+        """The data's clock: the newest event time stored, of any vessel."""
+        if ts is not None and (self.max_event_ts is None or ts > self.max_event_ts):
+            self.max_event_ts = ts
 
     def load_committed(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -257,7 +406,11 @@ class DetectorEngine:
             judged = w.judged
             self._record(judged)  # its track may have corroborated it since
             track = w.track
-            if mmsi in self._stale or (not track.dirty and (w.reported or judged.level not in REPORTABLE)):
+            if w.recheck and not w.buffer and mmsi not in self._stale:
+                self._withdraw_unfound(w)
+            if self._waits_for_rebuild(mmsi) or (
+                not track.dirty and (w.reported or judged.level not in REPORTABLE)
+            ):
                 continue  # nothing new to report
             if judged.level not in REPORTABLE:
                 w.reported = False
@@ -273,6 +426,12 @@ class DetectorEngine:
                     out.append(ready)
             track.dirty = set()
         return out
+
+    def _waits_for_rebuild(self, mmsi: int) -> bool:
+        """A newly watched vessel's (or, at start, every) track says nothing
+        until rebuilt; one only waiting out a backfill's late records goes on."""
+        stale = self._stale.get(mmsi)
+        return stale is not None and stale.at_once
 
     def committed_events(self, events: Iterable[Event]) -> None:
         """The caller stored ``events``: they are the new baseline."""

@@ -7,14 +7,15 @@ in the same statement, so the alert dispatcher sees every revision once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest.records import Event, Position, StaticReport
+from storage.inbox import STATIC_FIELDS
 from storage.writer import POSITION_FIELDS
 
 _UPSERT: Final = """
@@ -37,10 +38,6 @@ INSERT INTO event_outbox (event_id, revision, kind, state, payload)
 SELECT id, revision, kind, state, to_jsonb(up) - 'created_at' - 'updated_at' FROM up
 """
 _EVENT_COLUMNS: Final = "kind, mmsi, start_ts, state, end_ts, port, lat, lon, zone_key, vessel, imo, details"
-_STATIC_COLUMNS: Final = (
-    "valid_from, mmsi, msg_type, imo, callsign, shipname, ship_type, to_bow, to_stern, to_port, "
-    "to_starboard, draught, destination, eta"
-)
 
 
 def event_row(event: Event) -> tuple[Any, ...]:
@@ -164,48 +161,61 @@ async def load_identities(conn: psycopg.AsyncConnection[Any]) -> list[StaticRepo
     """Each identity every vessel has had, at the first time it had it: what
     the watchlist matching needs at start."""
     cur = await conn.execute(
-        f"""SELECT DISTINCT ON (mmsi, imo, shipname, callsign) {_STATIC_COLUMNS}
+        f"""SELECT DISTINCT ON (mmsi, imo, shipname, callsign) {STATIC_FIELDS}
             FROM vessel_static ORDER BY mmsi, imo, shipname, callsign, valid_from"""
     )
     return sorted((StaticReport(*row) for row in await cur.fetchall()), key=lambda r: r.ts)
 
 
 async def load_histories(
-    conn: psycopg.AsyncConnection[Any], mmsis: Sequence[int], since: datetime | None
+    conn: psycopg.AsyncConnection[Any], windows: Mapping[int, datetime | None], history: timedelta
 ) -> dict[int, tuple[list[Position | StaticReport], datetime | None]]:
-    """For each vessel: its stored positions and identity changes since
-    ``since``, oldest first, and ``since`` again if older positions exist (a
-    truncated window, whose first identity is the one in effect at its start).
-    Three queries, whatever the number of vessels."""
-    bound = "" if since is None else "AND ts >= %(since)s"
-    args = {"mmsis": list(mmsis), "since": since}
+    """For each vessel: its stored positions and identity changes from the
+    start of its window on, oldest first, and that start again if older
+    positions exist (a truncated window, whose first identity is the one in
+    effect at its start). A window given as None starts ``history`` before
+    the vessel's newest position. Four queries, whatever the number of vessels."""
+    mmsis = list(windows)
+    starts = dict(windows)
+    open_ended = [m for m, since in windows.items() if since is None]
+    if open_ended:
+        cur = await conn.execute(
+            "SELECT m, (SELECT max(ts) FROM positions WHERE mmsi = m) FROM unnest(%s::integer[]) m",
+            (open_ended,),
+        )
+        for mmsi, newest in await cur.fetchall():
+            starts[mmsi] = None if newest is None else newest - history
+    bounded = {m: since for m, since in starts.items() if since is not None}
     out: dict[int, tuple[list[Position | StaticReport], datetime | None]] = {m: ([], None) for m in mmsis}
     cur = await conn.execute(
-        f"SELECT {POSITION_FIELDS} FROM positions WHERE mmsi = ANY(%(mmsis)s) {bound} ORDER BY mmsi, ts", args
+        f"SELECT {POSITION_FIELDS}"
+        " FROM unnest(%s::integer[], %s::timestamptz[]) w(m, since)"
+        " JOIN positions p ON p.mmsi = w.m AND p.ts >= coalesce(w.since, '-infinity')"
+        " ORDER BY p.mmsi, p.ts",
+        (mmsis, [starts[m] for m in mmsis]),
     )
     for row in await cur.fetchall():
         out[row[1]][0].append(Position(*row))
     truncated: set[int] = set()
-    if since is not None:
+    if bounded:
         cur = await conn.execute(
-            "SELECT m FROM unnest(%(mmsis)s::integer[]) m"
-            " WHERE EXISTS (SELECT 1 FROM positions WHERE mmsi = m AND ts < %(since)s)",
-            args,
+            "SELECT m FROM unnest(%s::integer[], %s::timestamptz[]) w(m, since)"
+            " WHERE EXISTS (SELECT 1 FROM positions WHERE mmsi = m AND ts < since)",
+            (list(bounded), list(bounded.values())),
         )
         truncated = {m for (m,) in await cur.fetchall()}
     cur = await conn.execute(
-        f"SELECT {_STATIC_COLUMNS} FROM vessel_static WHERE mmsi = ANY(%(mmsis)s) ORDER BY mmsi, valid_from",
-        args,
+        f"SELECT {STATIC_FIELDS} FROM vessel_static WHERE mmsi = ANY(%s) ORDER BY mmsi, valid_from", (mmsis,)
     )
     statics: dict[int, list[StaticReport]] = {}
     for row in await cur.fetchall():
         statics.setdefault(row[1], []).append(StaticReport(*row))
     for mmsi, reports in statics.items():
-        kept = reports
+        kept, since = reports, starts.get(mmsi)
         if since is not None:  # the identity in effect at the window's start is its baseline
             kept = [r for r in reports if r.ts < since][-1:] + [r for r in reports if r.ts >= since]
         out[mmsi][0].extend(kept)
     for mmsi, (records, _) in out.items():
         records.sort(key=lambda r: (r.ts, isinstance(r, Position)))
-        out[mmsi] = (records, since if mmsi in truncated else None)
+        out[mmsi] = (records, starts[mmsi] if mmsi in truncated else None)
     return out

@@ -1,0 +1,147 @@
+"""The detectors' inbox (migration 0008): how records stored by any ingest
+instance reach the one detector leader.
+
+Writers stay stateless: they do not know which vessels are watched. Each
+write transaction adds one row listing every vessel it stored new records of,
+with the event time of each one's oldest, and the vessels it heard static
+reports from (:class:`InboxHook`). The leader reads, in one REPEATABLE READ
+snapshot, the rows it can see (so exactly the transactions committed in that
+snapshot, in whatever order they committed), keeps the vessels it watches,
+reads their records from ``positions`` and ``vessel_static`` in the same
+snapshot, and deletes the rows in the transaction that writes its events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import psycopg
+
+from ingest.records import Position, StaticReport
+from storage.writer import POSITION_FIELDS
+
+CHANNEL: Final = "aiswatch_inbox"
+STATIC_FIELDS: Final = (
+    "valid_from, mmsi, msg_type, imo, callsign, shipname, ship_type, to_bow, to_stern, to_port, "
+    "to_starboard, draught, destination, eta"
+)
+
+
+def _oldest(records: Sequence[Position] | Sequence[StaticReport]) -> dict[int, datetime]:
+    first: dict[int, datetime] = {}
+    get = first.get
+    for record in records:
+        ts = record.ts
+        known = get(record.mmsi)
+        if known is None or ts < known:
+            first[record.mmsi] = ts
+    return first
+
+
+class InboxHook:
+    """The writer's hook (:class:`storage.writer.BatchHook`) on every ingest
+    instance: one inbox row per transaction that stored something."""
+
+    async def in_transaction(
+        self, cur: psycopg.AsyncCursor[Any], positions: list[Position], statics: list[StaticReport]
+    ) -> None:
+        if not positions and not statics:
+            return
+        first, static_first = _oldest(positions), _oldest(statics)
+        newest = [r.ts for r in statics]
+        if positions:
+            newest.append(max(p.ts for p in positions))
+        await cur.execute(
+            "INSERT INTO detector_inbox (mmsis, first_ts, statics, static_first_ts, ts_max)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (list(first), list(first.values()), list(static_first), list(static_first.values()), max(newest)),
+        )
+
+    def after_commit(self) -> None:
+        pass
+
+    def after_failure(self) -> None:
+        pass
+
+
+@dataclass
+class InboxBatch:
+    """What a snapshot of the inbox holds."""
+
+    seqs: list[int]
+    #: Every vessel heard from in static reports -> event time of the oldest.
+    statics_from: dict[int, datetime]
+    ts_max: datetime | None
+
+
+async def take(conn: psycopg.AsyncConnection[Any]) -> InboxBatch:
+    """Every row the snapshot sees, with the vessels heard from in static
+    reports (any one may become watched) and the data's clock."""
+    cur = await conn.execute("SELECT array_agg(seq), max(ts_max) FROM detector_inbox")
+    row = await cur.fetchone()
+    seqs, ts_max = row if row is not None and row[0] is not None else ([], None)
+    if not seqs:
+        return InboxBatch([], {}, None)
+    cur = await conn.execute(
+        "SELECT u.m, min(u.t) FROM detector_inbox i, unnest(i.statics, i.static_first_ts) u(m, t)"
+        " WHERE i.seq = ANY(%s) GROUP BY u.m",
+        (seqs,),
+    )
+    return InboxBatch(seqs, dict(await cur.fetchall()), ts_max)
+
+
+async def positions_from(
+    conn: psycopg.AsyncConnection[Any], seqs: Sequence[int], watched: Sequence[int]
+) -> dict[int, datetime]:
+    """Each ``watched`` vessel with new positions in rows ``seqs``, with the
+    event time of its oldest."""
+    if not seqs or not watched:
+        return {}
+    cur = await conn.execute(
+        "SELECT u.m, min(u.t) FROM detector_inbox i, unnest(i.mmsis, i.first_ts) u(m, t)"
+        " WHERE i.seq = ANY(%s) AND u.m = ANY(%s) GROUP BY u.m",
+        (list(seqs), list(watched)),
+    )
+    return dict(await cur.fetchall())
+
+
+async def read_positions(conn: psycopg.AsyncConnection[Any], after: Mapping[int, datetime]) -> list[Position]:
+    """Each vessel's positions newer than its time in ``after``."""
+    if not after:
+        return []
+    cur = await conn.execute(
+        f"SELECT {POSITION_FIELDS} FROM unnest(%s::integer[], %s::timestamptz[]) f(m, t)"
+        " JOIN positions ON mmsi = f.m AND ts > f.t ORDER BY mmsi, ts",
+        (list(after), list(after.values())),
+    )
+    return [Position(*row) for row in await cur.fetchall()]
+
+
+async def read_statics(
+    conn: psycopg.AsyncConnection[Any], since: Mapping[int, datetime]
+) -> list[StaticReport]:
+    """Each vessel's identity changes from its time in ``since`` on."""
+    if not since:
+        return []
+    cur = await conn.execute(
+        f"SELECT {STATIC_FIELDS} FROM unnest(%s::integer[], %s::timestamptz[]) f(m, t)"
+        " JOIN vessel_static ON mmsi = f.m AND valid_from >= f.t ORDER BY mmsi, valid_from",
+        (list(since), list(since.values())),
+    )
+    return [StaticReport(*row) for row in await cur.fetchall()]
+
+
+async def consume(conn: psycopg.AsyncConnection[Any], seqs: Sequence[int]) -> None:
+    if seqs:
+        await conn.execute("DELETE FROM detector_inbox WHERE seq = ANY(%s)", (list(seqs),))
+
+
+async def backlog(conn: psycopg.AsyncConnection[Any]) -> tuple[int, datetime | None]:
+    """Rows waiting, and when the oldest was written."""
+    cur = await conn.execute("SELECT count(*), min(created_at) FROM detector_inbox")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), row[1]

@@ -1,0 +1,27 @@
+-- The detectors' inbox: every write transaction of every ingest instance adds
+-- one row naming the vessels it stored records of (each with the event time of
+-- its oldest new record), in the same transaction. The detector leader reads
+-- the rows it can see, detects, and deletes them in the transaction that
+-- writes its events: its progress commits with its output. See
+-- aiswatch/detection.py.
+CREATE TABLE detector_inbox (
+    seq             bigserial PRIMARY KEY,
+    -- MMSIs with new positions, and the event time of each one's oldest
+    mmsis           integer[] NOT NULL,
+    first_ts        timestamptz[] NOT NULL,
+    -- MMSIs with static reports (stored as identity changes, or confirming one)
+    statics         integer[] NOT NULL,
+    static_first_ts timestamptz[] NOT NULL,
+    -- the newest event time in the transaction: the data's clock
+    ts_max          timestamptz NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION detector_inbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('aiswatch_inbox', '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER detector_inbox_notify AFTER INSERT ON detector_inbox
+    FOR EACH STATEMENT EXECUTE FUNCTION detector_inbox_notify();
