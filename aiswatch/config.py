@@ -126,7 +126,10 @@ class MqttSource(_Source):
     ca_file: Path | None = None
     #: MQTT 5 shared subscription group: instances with the same group split the feed.
     shared_group: str | None = None
-    session_expiry_s: int = Field(86_400, ge=0)
+    #: How long the broker keeps our session (and queues for it) while we are away.
+    #: Unset: a day, or 0 for a shared member, so that one gone stops holding a share
+    #: of the feed (see ingest/sources/mqtt.py).
+    session_expiry_s: int | None = Field(None, ge=0)
     #: "auto": the fast receive path if aiomqtt and paho are as it expects, else (with a
     #: warning) the one on their public APIs; "fast" or "public" force one.
     receiver: Literal["auto", "fast", "public"] = "auto"

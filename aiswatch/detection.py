@@ -171,12 +171,14 @@ class Detection:
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 engine.watermark = await store.load_watermark(conn)
-                engine.saw(engine.watermark)
+                for start, end in await inbox.load_periods(conn):
+                    engine.saw(start, end)
                 engine.load_committed(await store.load_events(conn))
                 for report in await store.load_identities(conn):
                     engine.consider(report)
                 batch = await inbox.take(conn)
-                engine.saw(batch.ts_max)
+                for start, end in batch.spans:
+                    engine.saw(start, end)
                 engine.restart(await inbox.positions_from(conn, batch.seqs, list(engine.watched)))
                 written = await self._settle(conn, batch.seqs, finish=finish)
         except BaseException:
@@ -194,7 +196,8 @@ class Detection:
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 batch = await inbox.take(conn)
-                engine.saw(batch.ts_max)
+                for start, end in batch.spans:
+                    engine.saw(start, end)
                 statics = await inbox.read_statics(conn, batch.statics_from)
                 engine.observe([], statics)  # may watch more vessels: their positions are read next
                 after = {}
@@ -254,9 +257,12 @@ class Detection:
             )
             await store.save_watermark(cur, engine.watermark)
         await inbox.consume(conn, seqs)
+        if engine.periods.changed:
+            await inbox.save_periods(conn, engine.periods.spans)
         return events, len(seqs)
 
     def _committed(self, events: list[Event], rows: int) -> None:
+        self.engine.periods.saved()
         self.engine.committed_events(events)
         self.engine.dirty_matches.clear()
         self.events_written += len(events)

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 
 from detectors.evidence import MatchLevel, SeenInRegion
+from detectors.periods import Periods
 from detectors.rules import DetectorRules
 from detectors.track import IDENTITY_FIELDS, LandMask, VesselTrack
 from detectors.watchlist import Match, Watchlist, flag_of
@@ -78,6 +79,8 @@ class Watched:
     keys: set[tuple[datetime, int]] = field(default_factory=set)
     #: Event time of the newest record of this vessel seen: its own clock.
     newest: datetime | None = None
+    #: When (monotonic) its latest record arrived.
+    arrived_s: float = 0.0
     #: Committed events a rebuild did not find (yet): withdrawn once nothing waits.
     recheck: set[str] = field(default_factory=set)
     #: Were its events reported at the last look? (A candidate's are held back.)
@@ -120,6 +123,11 @@ class DetectorEngine:
         self.hold_s = hold_s
         self.rebuild_settle_s = rebuild_settle_s
         self.rebuild_defer_s = rebuild_defer_s
+        #: The periods stored data covers: each vessel is judged by the clock of its own.
+        self.periods = Periods(self.history)
+        self._live = False
+        #: Whether arrival times are known (``now_s`` given): the live clock's judgement of a backfill.
+        self._timed = False
         self.watched: dict[int, Watched] = {}
         #: Every (entry, MMSI) match seen, rejected ones too, for ``aiswatch watchlist``.
         self.matches: dict[tuple[str, int], Match] = {}
@@ -134,6 +142,7 @@ class DetectorEngine:
         self._now_s = 0.0
         #: (entry name) -> {MMSI: first event time it reported the entry's IMO}
         self._imo_mmsis: dict[str, dict[int, datetime]] = {}
+        self._imo_changed = False
         for entry in watchlist.entries:
             for value in entry.ids("mmsi"):
                 match = watchlist.match_mmsi(int(value))
@@ -188,6 +197,7 @@ class DetectorEngine:
                 first = self._imo_mmsis.setdefault(entry.name, {})
                 if report.mmsi not in first or report.ts < first[report.mmsi]:
                     first[report.mmsi] = report.ts
+                    self._imo_changed = True
 
     # -- records and clock ------------------------------------------------
 
@@ -197,16 +207,15 @@ class DetectorEngine:
         """Take a batch; the per-record work for unwatched traffic is a set
         lookup, in C. ``now_s`` is a monotonic time, for ``hold_s``."""
         if now_s is not None:
-            self._now_s = now_s
+            self._now_s, self._timed = now_s, True
         watched = self.watched
         for report in statics:
             self.consider(report)
         times = [r.ts for r in statics]
         if positions:
-            times.append(max(map(_TS, positions)))
-        if self.max_event_ts is not None:
-            times.append(self.max_event_ts)
-        self.max_event_ts = max(times, default=None)
+            times += [min(map(_TS, positions)), max(map(_TS, positions))]
+        if times:
+            self.saw(min(times), max(times))
         mine: list[Record] = [r for r in statics if r.mmsi in watched]
         mine += [p for p in positions if p.mmsi in watched]
         arrived = self._now_s
@@ -223,6 +232,7 @@ class DetectorEngine:
                 continue  # the rebuild reads it from storage
             w.keys.add(key)
             w.buffer.append((arrived, record))
+            w.arrived_s = arrived
             if w.newest is None or record.ts > w.newest:
                 w.newest = record.ts
 
@@ -243,10 +253,11 @@ class DetectorEngine:
         what its own clock releases. Live, a record is also released once it
         is ``hold_s`` old by the clock and (given ``now_s``, monotonic) has
         waited that long here: an archive's records, old by the clock, still
-        wait a moment for their neighbours."""
-        live = now is not None
+        wait a moment for their neighbours. Each track is then judged up to
+        the clock of its own period (:meth:`clock_of`)."""
+        live = self._live = now is not None
         if now_s is not None:
-            self._now_s = now_s
+            self._now_s, self._timed = now_s, True
         if now is None:
             if self.max_event_ts is None:
                 return
@@ -260,17 +271,43 @@ class DetectorEngine:
         for w in self.watched.values():
             if w.buffer:
                 self._feed(w, hold)
-            # a track is not judged past what it still has to take
-            first = min((r.ts for _, r in w.buffer), default=None)
-            w.track.advance(now if first is None or first > now else first)
+            self._judge(w, self.clock_of(w, now, live=live))
 
     def finish(self) -> None:
-        """End of a replay: nothing later will come, so take everything."""
+        """End of a replay: nothing later will come, so take everything, and
+        judge each track up to the end of its period."""
         for w in self.watched.values():
             if w.buffer:
                 self._feed(w, None, everything=True)
-        if self.max_event_ts is not None:
-            self.advance(max(self.max_event_ts, self.watermark or self.max_event_ts))
+        if self.max_event_ts is None:
+            return
+        self.watermark = max(self.max_event_ts, self.watermark or self.max_event_ts)
+        for w in self.watched.values():
+            self._judge(w, self.clock_of(w, self.watermark, live=False, final=True))
+
+    def clock_of(self, w: Watched, now: datetime, *, live: bool, final: bool = False) -> datetime:
+        """What ``w``'s track is judged up to. In a period that ended long
+        ago (an archive): that period's end (less the lateness until the
+        replay's end). In the live period: ``now``, except for a vessel whose
+        records still arrive but are old (a backfill streaming in), judged
+        on its own records until they have stopped coming for the lateness."""
+        if w.newest is None:
+            return now
+        end = self.periods.end_of(w.newest)
+        if end is None:  # stored before periods were kept: the one clock
+            return now
+        if live and now - end <= self.periods.merge_gap:
+            quiet = self._now_s - w.arrived_s >= self.lateness.total_seconds()
+            if w.newest >= now - self.lateness or quiet or not self._timed:
+                return now
+            return w.newest
+        return min(now, end) if final else min(now, end - self.lateness)
+
+    @staticmethod
+    def _judge(w: Watched, clock: datetime) -> None:
+        """Advance the track, but not past what it still has to take."""
+        first = min((r.ts for _, r in w.buffer), default=None)
+        w.track.advance(clock if first is None or first > clock else first)
 
     def _feed(
         self, w: Watched, hold: tuple[datetime, float | None] | None, *, everything: bool = False
@@ -340,9 +377,9 @@ class DetectorEngine:
             else:
                 w.keys.add(record_key(record))
                 w.buffer.append((self._now_s, record))
-        first = min((r.ts for _, r in w.buffer), default=None)
+                w.arrived_s = self._now_s
         if self.watermark is not None:
-            track.advance(self.watermark if first is None or first > self.watermark else first)
+            self._judge(w, self.clock_of(w, self.watermark, live=self._live))
         del self._stale[mmsi]
         self.counts["rebuilds"] += 1
         if truncated_at is not None:
@@ -387,10 +424,11 @@ class DetectorEngine:
             return frontier
         return first - _ONE_US
 
-    def saw(self, ts: datetime | None) -> None:
-        """The data's clock: the newest event time stored, of any vessel."""
-        if ts is not None and (self.max_event_ts is None or ts > self.max_event_ts):
-            self.max_event_ts = ts
+    def saw(self, start: datetime, end: datetime) -> None:
+        """Data of some vessels from ``start`` to ``end`` is stored."""
+        self.periods.add(start, end)
+        if self.max_event_ts is None or end > self.max_event_ts:
+            self.max_event_ts = end
 
     def load_committed(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -442,9 +480,15 @@ class DetectorEngine:
                 w.track.events[event.id] = event
 
     def _mmsi_changes(self) -> None:
-        """An IMO heard from a new MMSI (and, with it, maybe a new flag)."""
-        for first in self._imo_mmsis.values():
+        """An IMO heard from a new MMSI (and, with it, maybe a new flag). An
+        earlier report found later (an archive loaded after newer data) moves
+        or removes a change: the one it replaces is withdrawn."""
+        if not self._imo_changed:
+            return
+        self._imo_changed = False
+        for name, first in self._imo_mmsis.items():
             order = sorted(first.items(), key=lambda kv: (kv[1], kv[0]))
+            found = set()
             for (old, _), (new, ts) in itertools.pairwise(order):
                 w = self.watched.get(new)
                 if w is None:
@@ -455,8 +499,18 @@ class DetectorEngine:
                 event = Event(
                     kind="identity_change", mmsi=new, start=ts, key="mmsi", details={"changes": changes}
                 )
+                found.add(event.id)
                 if event.id not in w.track.events or w.track.events[event.id].details != event.details:
                     w.track.events[event.id] = event
+                    w.track.dirty.add(event.id)
+            for event in list(self.committed.values()):
+                w = self.watched.get(event.mmsi)
+                replaced = (
+                    event.kind == "identity_change" and event.key == "mmsi" and event.vessel == name
+                    and event.state != "withdrawn" and event.id not in found
+                )  # fmt: skip
+                if replaced and w is not None:
+                    w.track.events[event.id] = replace(event, state="withdrawn")
                     w.track.dirty.add(event.id)
 
 

@@ -51,14 +51,17 @@ class InboxHook:
         if not positions and not statics:
             return
         first, static_first = _oldest(positions), _oldest(statics)
-        newest = [r.ts for r in statics]
+        times = [r.ts for r in statics]
         if positions:
-            newest.append(max(p.ts for p in positions))
+            times += [min(first.values()), max(p.ts for p in positions)]
         await cur.execute(
-            "INSERT INTO detector_inbox (mmsis, first_ts, statics, static_first_ts, ts_max)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            (list(first), list(first.values()), list(static_first), list(static_first.values()), max(newest)),
-        )
+            "INSERT INTO detector_inbox (mmsis, first_ts, statics, static_first_ts, ts_min, ts_max)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (
+                list(first), list(first.values()), list(static_first), list(static_first.values()),
+                min(times), max(times),
+            ),
+        )  # fmt: skip
 
     def after_commit(self) -> None:
         pass
@@ -74,23 +77,24 @@ class InboxBatch:
     seqs: list[int]
     #: Every vessel heard from in static reports -> event time of the oldest.
     statics_from: dict[int, datetime]
-    ts_max: datetime | None
+    #: The span of event time each transaction stored.
+    spans: list[tuple[datetime, datetime]]
 
 
 async def take(conn: psycopg.AsyncConnection[Any]) -> InboxBatch:
     """Every row the snapshot sees, with the vessels heard from in static
     reports (any one may become watched) and the data's clock."""
-    cur = await conn.execute("SELECT array_agg(seq), max(ts_max) FROM detector_inbox")
-    row = await cur.fetchone()
-    seqs, ts_max = row if row is not None and row[0] is not None else ([], None)
-    if not seqs:
-        return InboxBatch([], {}, None)
+    cur = await conn.execute("SELECT seq, ts_min, ts_max FROM detector_inbox ORDER BY seq")
+    rows = await cur.fetchall()
+    if not rows:
+        return InboxBatch([], {}, [])
+    seqs = [seq for seq, _, _ in rows]
     cur = await conn.execute(
         "SELECT u.m, min(u.t) FROM detector_inbox i, unnest(i.statics, i.static_first_ts) u(m, t)"
         " WHERE i.seq = ANY(%s) GROUP BY u.m",
         (seqs,),
     )
-    return InboxBatch(seqs, dict(await cur.fetchall()), ts_max)
+    return InboxBatch(seqs, dict(await cur.fetchall()), [(start, end) for _, start, end in rows])
 
 
 async def positions_from(
@@ -145,3 +149,17 @@ async def backlog(conn: psycopg.AsyncConnection[Any]) -> tuple[int, datetime | N
     row = await cur.fetchone()
     assert row is not None
     return int(row[0]), row[1]
+
+
+async def load_periods(conn: psycopg.AsyncConnection[Any]) -> list[tuple[datetime, datetime]]:
+    cur = await conn.execute("SELECT start_ts, end_ts FROM detector_periods ORDER BY start_ts")
+    return [(start, end) for start, end in await cur.fetchall()]
+
+
+async def save_periods(
+    conn: psycopg.AsyncConnection[Any], spans: Sequence[tuple[datetime, datetime]]
+) -> None:
+    await conn.execute("DELETE FROM detector_periods")
+    if spans:
+        async with conn.cursor() as cur:
+            await cur.executemany("INSERT INTO detector_periods VALUES (%s, %s)", list(spans))

@@ -158,6 +158,10 @@ class Receiver(Protocol):
         """Acknowledge ``batch`` (QoS 1); nothing if disconnected since (the
         broker sends those messages again, and they are found stored)."""
 
+    @property
+    def settled(self) -> asyncio.Event:
+        """Set when every batch taken is acknowledged."""
+
 
 class FastPathUnfit(SourceError):
     """An assumption of the fast receiver does not hold; ``source`` names the MQTT source."""
@@ -267,10 +271,14 @@ class PublicReceiver:
         self.paho.manual_ack_set(True)  # acknowledge() once stored, not on arrival
         self.messages = client.messages
         self.queue = queue
-        #: Batches taken and not yet acknowledged; set when there are none.
+        #: Batches taken and not yet acknowledged; ``settled`` when there are none.
         self.outstanding = 0
-        self.settled = asyncio.Event()
-        self.settled.set()
+        self._settled = asyncio.Event()
+        self._settled.set()
+
+    @property
+    def settled(self) -> asyncio.Event:
+        return self._settled
 
     async def take(self, most: int) -> list[Received]:
         if self.queue.left and not len(self.messages):
@@ -286,13 +294,13 @@ class PublicReceiver:
         for _ in range(min(most - 1, len(self.messages))):
             batch.append(_received(await anext(self.messages)))
         self.outstanding += 1
-        self.settled.clear()
+        self._settled.clear()
         return batch
 
     def acknowledge(self, batch: list[Received]) -> None:
         self.outstanding -= 1
         if not self.outstanding:
-            self.settled.set()
+            self._settled.set()
         if not self.paho.is_connected():
             return
         for _, mid, qos in batch:
@@ -323,6 +331,9 @@ class FastReceiver:
         self.socket: BufferedSocket | None = None
         self.received: list[Received] = []
         self._arrived = asyncio.Event()
+        self.outstanding = 0
+        self._settled = asyncio.Event()
+        self._settled.set()
         paho = client._client
         paho.manual_ack_set(True)  # acknowledge() once stored, not on arrival
         opened = paho.on_socket_open
@@ -434,10 +445,19 @@ class FastReceiver:
         del self.received[:most]
         if self.paused and len(self.received) < QUEUE_LOW:
             self._resume()
+        self.outstanding += 1
+        self._settled.clear()
         return batch
+
+    @property
+    def settled(self) -> asyncio.Event:
+        return self._settled
 
     def acknowledge(self, batch: list[Received]) -> None:
         """As :meth:`Receiver.acknowledge`, in one write."""
+        self.outstanding -= 1
+        if not self.outstanding:
+            self._settled.set()
         paho = self.client._client
         if paho.socket() is not self.socket or not paho.is_connected():
             return

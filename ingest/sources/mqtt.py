@@ -18,6 +18,20 @@ control (see :mod:`ingest.sources.broker_reader`, which also makes receiving
 fast, and falls back to public APIs when it cannot). A clean stop disconnects
 without unsubscribing, so the broker keeps what is published meanwhile for the
 next start.
+
+Shared subscriptions. A broker goes on giving a member whose session it keeps
+its share of the feed, even while that member is gone (Mosquitto queues it),
+so the group's live members never see that share until the member returns or
+its session expires, when the share is dropped. Shared members therefore
+default to a session that ends with the connection (``session_expiry_s`` 0):
+a member that stops or dies stops holding a share at once, and the others
+take the whole feed. A clean stop of such a member leaves the group first:
+it unsubscribes, takes what the broker had already sent it, and disconnects
+once that is stored and acknowledged, so nothing is lost. A member killed
+outright loses, with its session, what the broker had sent it and it had
+not acknowledged (MQTT 5 does not give those to other members); a deployment
+that restarts members at once and prefers a delay to that loss sets a session
+expiry longer than a restart.
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -88,7 +102,8 @@ class MqttOptions:
     tls: bool = False
     ca_file: str | None = None
     shared_group: str | None = None
-    session_expiry_s: int = 86_400
+    #: None: a day, or 0 for a shared member (see the module docs).
+    session_expiry_s: int | None = None
     keepalive_s: int = 30
     #: MQTT 5: the most QoS 1 messages the broker may send us unacknowledged.
     receive_maximum: int = 65_535
@@ -102,11 +117,24 @@ def subscriptions(options: MqttOptions) -> list[str]:
     return list(options.topics)
 
 
+#: A session kept by the broker this long, unless configured (not for shared members).
+DEFAULT_SESSION_EXPIRY_S: Final = 86_400
+#: Leaving a shared group: how long to wait for messages the broker had sent, and for their storing.
+LEAVE_QUIET_S: Final = 0.5
+LEAVE_STORED_S: Final = 60.0
+
+
+def session_expiry_s(options: MqttOptions) -> int:
+    if options.session_expiry_s is not None:
+        return options.session_expiry_s
+    return 0 if options.shared_group else DEFAULT_SESSION_EXPIRY_S
+
+
 def _client(options: MqttOptions, *, receive_maximum: int | None = None, **extra: Any) -> aiomqtt.Client:
     tls = ssl.create_default_context(cafile=options.ca_file) if options.tls else None
     if options.protocol == 5:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = options.session_expiry_s
+        properties.SessionExpiryInterval = session_expiry_s(options)
         properties.ReceiveMaximum = receive_maximum or options.receive_maximum
         client = aiomqtt.Client(
             options.host, options.port, identifier=options.client_id, protocol=aiomqtt.ProtocolVersion.V5,
@@ -120,6 +148,32 @@ def _client(options: MqttOptions, *, receive_maximum: int | None = None, **extra
         keepalive=options.keepalive_s, logger=paho_log, **extra,
     )  # fmt: skip
     return client
+
+
+async def _leave(
+    client: aiomqtt.Client, receiver: Receiver, topics: list[str], state: SourceState
+) -> AsyncIterator[Chunk]:
+    """Leave a shared group whose session ends with the connection: stop the
+    broker sending, take what it had sent, and return once that is stored
+    and acknowledged (the caller then disconnects)."""
+    await client.unsubscribe(topics)
+    taken = 0
+    while True:
+        try:
+            async with asyncio.timeout(LEAVE_QUIET_S):
+                batch = await receiver.take(CHUNK_MESSAGES)
+        except TimeoutError:
+            break
+        taken += len(batch)
+        chunk = payload_chunk([payload for payload, _, _ in batch], time.time())
+        chunk.on_stored = partial(receiver.acknowledge, batch)
+        yield chunk
+    try:
+        async with asyncio.timeout(LEAVE_STORED_S):
+            await receiver.settled.wait()
+    except TimeoutError:
+        log.warning("%s: leaving the shared group before all it took was stored", state.name)
+    log.info("%s: left the shared group (%d messages taken while leaving)", state.name, taken)
 
 
 def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
@@ -170,20 +224,20 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
     def failed(error: BaseException, delay_s: float) -> None:
         state.failures["mqtt"] += 1
 
-    async def subscribed(stack: AsyncExitStack) -> Receiver:
+    async def subscribed(stack: AsyncExitStack) -> tuple[aiomqtt.Client, Receiver]:
         client, receiver = new_receiver(kind, partial(_client, options), state.name)
         async with AsyncExitStack() as attempt:
             await attempt.enter_async_context(client)
             for topic in topics:
                 await client.subscribe(topic, qos=options.qos)
             stack.push_async_exit(attempt.pop_all())  # connected: closed when the session ends
-        return receiver
+        return client, receiver
 
     while not stop.is_set():
         try:
             async with AsyncExitStack() as session:
                 try:
-                    receiver = await _RETRY.call(
+                    client, receiver = await _RETRY.call(
                         lambda: subscribed(session),
                         resource=f"{state.name}: broker {options.host}:{options.port}",
                         stop=stop,
@@ -205,6 +259,9 @@ async def mqtt_chunks(options: MqttOptions, state: SourceState, stop: asyncio.Ev
                     chunk = payload_chunk([payload for payload, _, _ in batch], now)
                     chunk.on_stored = partial(receiver.acknowledge, batch)
                     yield chunk
+                if options.shared_group and session_expiry_s(options) == 0:
+                    async for chunk in _leave(client, receiver, topics, state):
+                        yield chunk
             # A clean stop: disconnected without unsubscribing. What the client received and
             # we did not take is unacknowledged: the broker sends it again at the next start.
             return

@@ -12,7 +12,8 @@ CREATE TABLE detector_inbox (
     -- MMSIs with static reports (stored as identity changes, or confirming one)
     statics         integer[] NOT NULL,
     static_first_ts timestamptz[] NOT NULL,
-    -- the newest event time in the transaction: the data's clock
+    -- the span of event time the transaction stored: the data's clock
+    ts_min          timestamptz NOT NULL,
     ts_max          timestamptz NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -25,3 +26,10 @@ END
 $$;
 CREATE TRIGGER detector_inbox_notify AFTER INSERT ON detector_inbox
     FOR EACH STATEMENT EXECUTE FUNCTION detector_inbox_notify();
+
+-- The periods of event time stored data covers (detectors/periods.py): each
+-- vessel is judged by the clock of its own period. Kept by the leader.
+CREATE TABLE detector_periods (
+    start_ts  timestamptz NOT NULL,
+    end_ts    timestamptz NOT NULL
+);
