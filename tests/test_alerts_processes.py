@@ -93,13 +93,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 60
         await asyncio.sleep(0.2)
 
 
-async def leader(db: Database) -> str | None:
+async def leader(db: Database, key: int = LEADER_LOCK) -> str | None:
+    """The application name of the session holding the advisory lock ``key``."""
     found = await rows(
         db,
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
         " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.objid = %s"
         " AND l.classid = %s AND a.datname = current_database()",
-        (LEADER_LOCK & 0xFFFFFFFF, LEADER_LOCK >> 32),
+        (key & 0xFFFFFFFF, key >> 32),
     )
     return found[0][0] if found else None
 
