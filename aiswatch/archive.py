@@ -121,6 +121,8 @@ async def import_paths(
     async with AsyncExitStack() as stack:
         if process is None:
             process = await stack.enter_async_context(decoder_process(settings))
+        if detection is not None:  # entered first, left last: after the writer has drained
+            await stack.enter_async_context(detection.replaying(db.url))
         writer = await stack.enter_async_context(new_writer(settings, db, detection))
         for path in paths:
             try:
@@ -132,6 +134,4 @@ async def import_paths(
                 stats = IngestStats(source_name(path), errors=[str(exc)])
                 results.append(stats)
                 log.error("%s: %s", stats.source, exc)
-    if detection is not None:
-        await detection.replay(db.url)
     return results

@@ -29,10 +29,10 @@ what a track took make it stale and it is rebuilt from that period (see
 :mod:`detectors.engine`).
 
 A replay (``aiswatch ingest``, ``import``, the demo) leads for its own
-records when no service leads: after its records are stored it takes the
-lock, detects what the inbox holds in one snapshot and finishes (every
-record is taken, whatever the lateness). When a service leads, it detects
-them instead and the replay says so.
+records when no service leads: it takes the lock before writing, detects
+what the inbox announces as the writer commits it and, once everything is
+stored, finishes (every record is taken, whatever the lateness). When a
+service leads, it detects them instead and the replay says so.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,12 +53,13 @@ from detectors.engine import DetectorEngine
 from detectors.land import InlandMask
 from detectors.watchlist import load_watchlist
 from detectors.zones import load_zones
+from ingest.errors import StorageError
 from ingest.records import Event, Position
 from storage import events as store
 from storage import inbox
 from storage.database import STAGE_TABLES
 from storage.inbox import InboxHook
-from storage.leader import connect, stand_by, try_lock
+from storage.leader import connect, reason_of, stand_by, try_lock
 
 log = logging.getLogger(__name__)
 
@@ -145,20 +147,49 @@ class Detection:
 
     # -- a replay -------------------------------------------------------------
 
-    async def replay(self, url: str) -> bool:
-        """Detect what the inbox holds and finish, if no other instance leads
-        (False then: the leader will detect these records)."""
+    @asynccontextmanager
+    async def replaying(self, url: str) -> AsyncIterator[None]:
+        """Around a replay's writing: lead, if no other instance does, and
+        detect what the inbox announces as it is committed (so a long
+        backfill is detected as it goes, a few vessels' records at a time);
+        on leaving, detect the rest and finish (every record is taken,
+        whatever the lateness). When another instance leads, it detects the
+        replay's records instead (``deferred``)."""
         async with await connect(url, self.application_name) as conn:
             if not await try_lock(conn, DETECTOR_LOCK):
                 self.deferred = True
                 log.info("detectors: another aiswatch instance leads; it detects these records")
-                return False
+                yield
+                return
             self.leader = True
             try:
-                await self._start(conn, finish=True)
+                await conn.execute(f"LISTEN {inbox.CHANNEL}")
+                await self._start(conn)
+                stop = asyncio.Event()
+                follower = asyncio.create_task(self._follow(conn, stop), name="detectors")
+                try:
+                    yield
+                finally:
+                    stop.set()
+                    await follower
+                try:
+                    await self.cycle(conn, finish=True)
+                except psycopg.Error as exc:
+                    raise StorageError(f"detectors: {reason_of(exc)}") from exc
             finally:
                 self.leader = False
-        return True
+
+    async def _follow(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
+        """Detect as the replay's writer commits; a failure here is logged and
+        left to the replay's end, which tries once more (the inbox keeps all)."""
+        try:
+            while not stop.is_set():
+                async for _ in conn.notifies(timeout=self.poll_s, stop_after=1):
+                    pass
+                if not stop.is_set():
+                    await self.cycle(conn)
+        except psycopg.Error as exc:
+            log.warning("detectors: %s; the rest is detected at the end", reason_of(exc))
 
     # -- cycles ------------------------------------------------------------------
 
@@ -189,8 +220,9 @@ class Detection:
             "detectors: watching %d vessels, %d events known", len(engine.watched), len(engine.committed)
         )
 
-    async def cycle(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """One snapshot: what the inbox announces, detected and consumed."""
+    async def cycle(self, conn: psycopg.AsyncConnection[Any], *, finish: bool = False) -> None:
+        """One snapshot: what the inbox announces, detected and consumed
+        (``finish``: and everything taken, at a replay's end)."""
         engine = self.engine
         try:
             async with conn.transaction():
@@ -212,7 +244,7 @@ class Detection:
                 # the CPU work runs in a thread, so the event loop keeps the
                 # decoding process fed meanwhile (the engine is only this task's)
                 await asyncio.to_thread(self._observe, positions, now_s)
-                written = await self._settle(conn, batch.seqs, now_s=now_s)
+                written = await self._settle(conn, batch.seqs, now_s=None if finish else now_s, finish=finish)
         except BaseException:
             self.engine = self._make_engine()
             raise

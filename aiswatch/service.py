@@ -129,11 +129,11 @@ async def ingest_paths(
     async with AsyncExitStack() as stack:
         if process is None:
             process = await stack.enter_async_context(decoder_process(settings))
+        if detection is not None:  # entered first, left last: after the writer has drained
+            await stack.enter_async_context(detection.replaying(db.url))
         writer = await stack.enter_async_context(new_writer(settings, db, detection))
         for path in paths:
             decoder = new_decoder(settings, process, source_name(path))
             results.append(decoder.stats)
             await ingest_file(path, decoder, writer)
-    if detection is not None:
-        await detection.replay(db.url)
     return results
