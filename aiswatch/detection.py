@@ -272,6 +272,12 @@ class Detection:
             histories = await store.load_histories(conn, due, engine.history)
             for mmsi, (records, truncated) in histories.items():
                 engine.rebuild(mmsi, records, truncated_at=truncated)
+                if truncated is not None:
+                    log.info(
+                        "detectors: MMSI %d rebuilt from %s on (detectors.history_days);"
+                        " its older records are not examined again",
+                        mmsi, f"{truncated:%Y-%m-%d %H:%M}Z",
+                    )  # fmt: skip
         if finish:
             engine.finish()
         elif now_s is None and self.clock is not None:

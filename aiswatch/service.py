@@ -91,7 +91,7 @@ def new_writer(
 
 
 def new_detection(settings: Settings) -> Detection | None:
-    """The detectors for a replay (the watermark follows the data), or None when disabled."""
+    """The detectors for a replay (each vessel's clock follows its data), or None when disabled."""
     return Detection(engine_factory(settings)) if settings.detectors.enabled else None
 
 

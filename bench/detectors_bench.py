@@ -36,6 +36,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from functools import reduce
 from operator import xor
@@ -49,10 +50,17 @@ from ingest_bench import LOCAL_URL, REPO, SAMPLE, machine, tagged_copies
 
 from aiswatch.config import Settings
 from aiswatch.detection import Detection, engine_factory
-from aiswatch.service import decoder_process, ingest_paths, new_decoder, new_writer, open_database
+from aiswatch.service import (
+    decoder_process,
+    ingest_paths,
+    new_database,
+    new_decoder,
+    new_writer,
+    open_database,
+)
 from detectors.zones import DEFAULT_ZONES
 from ingest.pipeline import LineDecoder
-from ingest.records import Position, StaticReport
+from ingest.records import Event
 from storage.admin import create_database, drop_database
 
 WATCHED = 1000
@@ -147,30 +155,21 @@ def run_child(path: Path, admin_url: str, watchlist: Path, mode: str) -> dict[st
 
 
 class TimedDetection(Detection):
-    """Records, for each committed event revision, line read -> committed."""
+    """Records, for each committed event revision, line read -> committed: the
+    read time is the tag-block time of the newest record of that vessel the
+    leader had taken or held when it committed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.latencies_s: list[float] = []
-        self._newest: dict[int, datetime] = {}
 
-    async def in_transaction(
-        self, cur: psycopg.AsyncCursor[Any], positions: list[Position], statics: list[StaticReport]
-    ) -> None:
-        newest: dict[int, datetime] = {}
-        for record in (*positions, *statics):
-            if record.ts > newest.get(record.mmsi, record.ts.min.replace(tzinfo=UTC)):
-                newest[record.mmsi] = record.ts
-        self._newest = newest
-        await super().in_transaction(cur, positions, statics)
-
-    def after_commit(self) -> None:
+    def _committed(self, events: list[Event], rows: int) -> None:
         committed = datetime.now(UTC)
-        for event in self._written:
-            cause = self._newest.get(event.mmsi)
-            if cause is not None:
-                self.latencies_s.append((committed - cause).total_seconds())
-        super().after_commit()
+        for event in events:
+            w = self.engine.watched.get(event.mmsi)
+            if w is not None and w.newest is not None:
+                self.latencies_s.append((committed - w.newest).total_seconds())
+        super()._committed(events, rows)
 
 
 def retag(line: bytes, epoch_ms: int) -> bytes:
@@ -178,29 +177,51 @@ def retag(line: bytes, epoch_ms: int) -> bytes:
     return f"\\{body}*{reduce(xor, body.encode(), 0):02X}\\".encode() + line
 
 
-async def paced_latency(url: str, watchlist: Path, zones: Path, rate: int, seconds: float) -> dict[str, Any]:
+async def paced_latency(
+    url: str, watchlist: Path, zones: Path, rate: int, seconds: float, instances: int
+) -> dict[str, Any]:
+    """``instances`` writers (each with its own pool and decoder stream, as
+    separate ingest instances are) take turns at the paced feed; one detector
+    leader detects what they commit."""
     settings = settings_for(url, watchlist, True, zones)
     lines = [line for line in SAMPLE.read_bytes().splitlines() if line and not line.startswith(b"#")]
     total = int(rate * seconds)
     lines = (lines * (total // len(lines) + 1))[:total]
-    detection = TimedDetection(engine_factory(settings), clock=lambda: datetime.now(UTC))
+    detection = TimedDetection(engine_factory(settings), clock=lambda: datetime.now(UTC), poll_s=0.5)
     chunk = rate // 20  # a chunk every 50 ms
-    async with decoder_process(settings) as process, open_database(settings) as db:
-        decoder = new_decoder(settings, process, "paced")
-        async with new_writer(settings, db, detection) as writer:
+    stop = asyncio.Event()
+    async with AsyncExitStack() as stack:
+        process = await stack.enter_async_context(decoder_process(settings))
+        db = await stack.enter_async_context(open_database(settings))
+        dbs = [db] + [
+            await stack.enter_async_context(new_database(settings, db.url, migrate=False))
+            for _ in range(instances - 1)
+        ]
+        leading = asyncio.create_task(detection.run(db.url, stop))
+        while not detection.leader:  # noqa: ASYNC110 - set by the leader task
+            await asyncio.sleep(0.1)
+        decoders = [new_decoder(settings, process, f"paced-{n}") for n in range(instances)]
+        async with AsyncExitStack() as writing:  # the writers drain on leaving it
+            writers = [await writing.enter_async_context(new_writer(settings, d, detection)) for d in dbs]
             began = time.perf_counter()
-            for start in range(0, total, chunk):
+            for k, start in enumerate(range(0, total, chunk)):
                 await asyncio.sleep(max(0.0, began + start / rate - time.perf_counter()))
                 now_ms = int(time.time() * 1000)
+                decoder, writer = decoders[k % instances], writers[k % instances]
                 decoder.submit([retag(line, now_ms) for line in lines[start : start + chunk]], time.time())
                 await writer.put(decoder.stats, *await decoder.next_result())
-            decoder.submit([], time.time(), close=True)
-            for positions, statics in await decoder.drain():
-                await writer.put(decoder.stats, positions, statics)
+            for decoder, writer in zip(decoders, writers, strict=True):
+                decoder.submit([], time.time(), close=True)
+                for positions, statics in await decoder.drain():
+                    await writer.put(decoder.stats, positions, statics)
             sent_s = time.perf_counter() - began
+        await asyncio.sleep(5.0)  # what waits for the hold is taken
+        stop.set()
+        await leading
     latencies = sorted(detection.latencies_s)
     kinds = Counter(e.kind for e in detection.engine.committed.values())
     return {
+        "instances": instances,
         "rate_lines_per_s": rate,
         "lines": total,
         "sending_s": round(sent_s, 2),
@@ -218,6 +239,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="pairs of runs; the median ratio is reported")
     parser.add_argument("--rate", type=int, default=5000, help="lines/s of the paced (live-like) latency run")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--instances", type=int, default=2, help="writers sharing the paced feed")
+    parser.add_argument("--no-latency", action="store_true", help="only the overhead (a backfill)")
+    parser.add_argument("--out", default="detectors", help="bench/results/OUT.json")
     parser.add_argument("--database-url", default=None)
     parser.add_argument(
         "--child", nargs=4, metavar=("FILE", "URL", "WATCHLIST", "MODE"), help=argparse.SUPPRESS
@@ -235,7 +259,9 @@ def main() -> None:
         watchlist = Path(tmp) / "watchlist.toml"
         write_watchlist(watchlist, chosen)
         replay = Path(tmp) / f"x{args.copies}.nmea"
-        replay.write_bytes(b"\n".join(tagged_copies(args.copies)) + b"\n")
+        with replay.open("wb") as f:  # a copy at a time: a backfill's file is large
+            for copy in range(args.copies):
+                f.write(b"\n".join(tagged_copies(1, first=copy)) + b"\n")
         pairs = []
         for k in range(args.repeat):
             order = ("off", "on") if k % 2 == 0 else ("on", "off")  # alternate, so drift hits both
@@ -243,14 +269,18 @@ def main() -> None:
             pairs.append((results["on"]["elapsed_s"] / results["off"]["elapsed_s"], results))
             off, on = results["off"]["elapsed_s"], results["on"]["elapsed_s"]
             print(f"pair {k + 1}: off {off:.2f} s, on {on:.2f} s")
-        name = f"aiswatch_bench_{uuid.uuid4().hex[:8]}"
-        url = create_database(admin_url, name)
-        try:
-            zones = Path(tmp) / "busy-ports.geojson"
-            write_busy_zones(zones)
-            latency = asyncio.run(paced_latency(url, watchlist, zones, args.rate, args.seconds))
-        finally:
-            drop_database(admin_url, name)
+        latency = None
+        if not args.no_latency:
+            name = f"aiswatch_bench_{uuid.uuid4().hex[:8]}"
+            url = create_database(admin_url, name)
+            try:
+                zones = Path(tmp) / "busy-ports.geojson"
+                write_busy_zones(zones)
+                latency = asyncio.run(
+                    paced_latency(url, watchlist, zones, args.rate, args.seconds, args.instances)
+                )
+            finally:
+                drop_database(admin_url, name)
     cpu_ratios = sorted(r["on"]["service_cpu_s"] / r["off"]["service_cpu_s"] for _, r in pairs)
     pairs.sort(key=lambda pair: pair[0])
     ratio, median_pair = pairs[len(pairs) // 2]
@@ -259,6 +289,7 @@ def main() -> None:
         "machine": machine(),
         "postgresql": server,
         "lines": median_pair["on"]["lines"],
+        "positions_stored": median_pair["on"]["positions_stored"],
         "mmsis_in_traffic": len(mmsis),
         "watched": median_pair["on"]["watched"],
         "event_revisions": median_pair["on"]["event_revisions"],
@@ -272,7 +303,7 @@ def main() -> None:
         "unresolved_lines": median_pair["on"]["pending"],
         "latency": latency,
     }
-    out = REPO / "bench" / "results" / "detectors.json"
+    out = REPO / "bench" / "results" / f"{args.out}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -53,12 +53,13 @@ BASE_EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
 CAPTURE_SPAN_S = 180.0  # the AISHub sample is about three minutes of feed
 
 
-def tagged_copies(copies: int) -> list[bytes]:
-    """The sample ``copies`` times, each copy a day later, every line tag-blocked."""
+def tagged_copies(copies: int, *, first: int = 0) -> list[bytes]:
+    """The sample ``copies`` times (from copy ``first`` on), each copy a day
+    later, every line tag-blocked."""
     lines = [line for line in SAMPLE.read_bytes().splitlines() if line and not line.startswith(b"#")]
     step = CAPTURE_SPAN_S / len(lines)
     out = []
-    for k in range(copies):
+    for k in range(first, first + copies):
         for i, line in enumerate(lines):
             body = f"c:{BASE_EPOCH + k * 86400 + int(i * step)}"
             out.append(f"\\{body}*{reduce(xor, body.encode(), 0):02X}\\".encode() + line)

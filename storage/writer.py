@@ -16,7 +16,8 @@ seconds, then, in one transaction per batch:
    identity history (``aiswatch_apply_static``),
 4. adds the source's new line counts to ``source_counters``,
 5. hands the positions new to the database, and the static reports, to the
-   ``hook`` (the detectors), which writes its events in the same transaction.
+   ``hook`` (the detectors' inbox, :mod:`storage.inbox`), which announces
+   them in the same transaction.
 
 Counts reach the source's :class:`~ingest.pipeline.IngestStats` only after the
 commit, so "stored" means committed. A database that goes away is retried with

@@ -1,4 +1,4 @@
-"""Detectors against real PostgreSQL: events and outbox in the writer's
+"""Detectors against real PostgreSQL: events and outbox in the detector leader's
 transactions, replays and restarts that write nothing twice, late data that
 withdraws, and real captures."""
 
