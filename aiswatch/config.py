@@ -73,8 +73,10 @@ class DetectorSettings(BaseModel):
     #: A vessel's records wait until they are this much older than its newest one
     #: (so messages out of order by less change nothing)...
     allowed_lateness_s: float = Field(300.0, ge=0)
-    #: ...or, live, until they are this old by the clock and have waited this long.
-    hold_s: float = Field(1.0, ge=0)
+    #: ...or, live, until they are this old by the clock (so that what another
+    #: instance stored of the same moment is in first; a backfill's records also
+    #: wait this long here). Latency against resilience to instances' skew.
+    hold_s: float = Field(0.5, ge=0)
     #: A rebuilt track starts this many days before its oldest record to detect
     #: (at start: before its newest record).
     history_days: float = Field(30.0, gt=0)

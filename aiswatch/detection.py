@@ -43,7 +43,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -63,6 +63,8 @@ from storage.leader import connect, reason_of, stand_by, try_lock
 
 log = logging.getLogger(__name__)
 
+#: The clock is written at most this often (it is a hint for a restart; events carry their times).
+_SAVE_EVERY = timedelta(seconds=10)
 #: pg_advisory_lock key of the detector leader (migrations use ..._0001, alerts ..._0005).
 DETECTOR_LOCK = 0x616973_0008
 
@@ -124,6 +126,8 @@ class Detection:
         self.events_written = 0
         self.inbox_rows = 0
         self.application_name = f"aiswatch-detectors-{os.getpid()}"
+        self._saved_watermark: datetime | None = None
+        self._saving_watermark: datetime | None = None
 
     # -- a live service -----------------------------------------------------
 
@@ -140,9 +144,11 @@ class Detection:
     async def _lead(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         await conn.execute(f"LISTEN {inbox.CHANNEL}")
         await self._start(conn)
+        # woken by each commit, and often enough to release what the hold keeps
+        wake_s = min(self.poll_s, max(0.05, self.engine.hold_s / 2))
         while not stop.is_set():
             await self.cycle(conn)
-            async for _ in conn.notifies(timeout=self.poll_s, stop_after=1):
+            async for _ in conn.notifies(timeout=wake_s, stop_after=1):
                 pass
 
     # -- a replay -------------------------------------------------------------
@@ -197,6 +203,7 @@ class Detection:
         """A new leader: everything from storage, in one snapshot, and every
         inbox row that snapshot shows consumed."""
         self.engine = engine = self._make_engine()
+        self._saved_watermark = self._saving_watermark = None
         await conn.execute(STAGE_TABLES)
         try:
             async with conn.transaction():
@@ -293,13 +300,17 @@ class Detection:
                     if (entry, mmsi) in engine.dirty_matches
                 ],
             )
-            await store.save_watermark(cur, engine.watermark)
+            saved = self._saved_watermark
+            if engine.watermark is not None and (saved is None or engine.watermark - saved >= _SAVE_EVERY):
+                await store.save_watermark(cur, engine.watermark)
+                self._saving_watermark = engine.watermark
         await inbox.consume(conn, seqs)
         if engine.periods.changed:
             await inbox.save_periods(conn, engine.periods.spans)
         return events, len(seqs)
 
     def _committed(self, events: list[Event], rows: int) -> None:
+        self._saved_watermark = self._saving_watermark or self._saved_watermark
         self.engine.periods.saved()
         self.engine.committed_events(events)
         self.engine.dirty_matches.clear()

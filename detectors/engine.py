@@ -51,6 +51,16 @@ _TS = attrgetter("ts")
 _ONE_US = timedelta(microseconds=1)
 
 
+@dataclass(frozen=True)
+class _Hold:
+    """Live release: records this old by the clock; those older than
+    ``live_from`` (a backfill's) only once they arrived by ``arrived_by``."""
+
+    old_by_clock: datetime
+    live_from: datetime
+    arrived_by: float | None
+
+
 def record_key(record: Record) -> tuple[datetime, int]:
     """What tells two stored records of one vessel apart."""
     return (record.ts, record.payload_crc if isinstance(record, Position) else -1)
@@ -110,7 +120,7 @@ class DetectorEngine:
         land: LandMask | None = None,
         allowed_lateness_s: float = 300.0,
         history_days: float = 30.0,
-        hold_s: float = 1.0,
+        hold_s: float = 0.5,
         rebuild_settle_s: float = 2.0,
         rebuild_defer_s: float = 30.0,
     ) -> None:
@@ -251,10 +261,11 @@ class DetectorEngine:
         """Move the clock to ``now`` (live: the wall clock) or to the latest
         event time minus the allowed lateness (replay), and feed each vessel
         what its own clock releases. Live, a record is also released once it
-        is ``hold_s`` old by the clock and (given ``now_s``, monotonic) has
-        waited that long here: an archive's records, old by the clock, still
-        wait a moment for their neighbours. Each track is then judged up to
-        the clock of its own period (:meth:`clock_of`)."""
+        is ``hold_s`` old by the clock (so that what other instances stored
+        of the same moment is in first); one older than the lateness by the
+        clock (a backfill's) must also have waited ``hold_s`` here (given
+        ``now_s``, monotonic), for its neighbours. Each track is then judged
+        up to the clock of its own period (:meth:`clock_of`)."""
         live = self._live = now is not None
         if now_s is not None:
             self._now_s, self._timed = now_s, True
@@ -265,9 +276,13 @@ class DetectorEngine:
         if self.watermark is not None and now <= self.watermark:
             now = self.watermark
         self.watermark = now
-        hold: tuple[datetime, float | None] | None = None
+        hold: _Hold | None = None
         if live:
-            hold = (now - timedelta(seconds=self.hold_s), None if now_s is None else now_s - self.hold_s)
+            hold = _Hold(
+                now - timedelta(seconds=self.hold_s),
+                now - self.lateness,
+                None if now_s is None else now_s - self.hold_s,
+            )
         for w in self.watched.values():
             if w.buffer:
                 self._feed(w, hold)
@@ -309,9 +324,7 @@ class DetectorEngine:
         first = min((r.ts for _, r in w.buffer), default=None)
         w.track.advance(clock if first is None or first > clock else first)
 
-    def _feed(
-        self, w: Watched, hold: tuple[datetime, float | None] | None, *, everything: bool = False
-    ) -> None:
+    def _feed(self, w: Watched, hold: _Hold | None, *, everything: bool = False) -> None:
         assert w.newest is not None
         until = w.newest - self.lateness
 
@@ -319,7 +332,9 @@ class DetectorEngine:
             arrived, record = item
             if everything or record.ts <= until:
                 return True
-            return hold is not None and record.ts <= hold[0] and (hold[1] is None or arrived <= hold[1])
+            if hold is None or record.ts > hold.old_by_clock:
+                return False
+            return record.ts >= hold.live_from or hold.arrived_by is None or arrived <= hold.arrived_by
 
         taken = [item[1] for item in w.buffer if ready(item)]
         if not taken:

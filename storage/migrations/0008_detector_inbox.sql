@@ -18,6 +18,13 @@ CREATE TABLE detector_inbox (
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 
+-- Writers send event times as microseconds since the epoch (cheap to format, exact).
+CREATE FUNCTION aiswatch_micros_to_ts(micros bigint[]) RETURNS timestamptz[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(timestamptz 'epoch' + m * interval '1 microsecond' ORDER BY n), '{}')
+    FROM unnest(micros) WITH ORDINALITY AS u(m, n)
+$$;
+
 CREATE FUNCTION detector_inbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('aiswatch_inbox', '');
