@@ -140,6 +140,10 @@ class Detection:
 
     def _leading(self, leading: bool) -> None:
         self.leader = leading
+        if leading:
+            self.hook.keep = True
+        else:
+            self.hook.forget()
 
     async def _lead(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         await conn.execute(f"LISTEN {inbox.CHANNEL}")
@@ -167,7 +171,7 @@ class Detection:
                 log.info("detectors: another aiswatch instance leads; it detects these records")
                 yield
                 return
-            self.leader = True
+            self._leading(True)
             try:
                 await conn.execute(f"LISTEN {inbox.CHANNEL}")
                 await self._start(conn)
@@ -183,7 +187,7 @@ class Detection:
                 except psycopg.Error as exc:
                     raise StorageError(f"detectors: {reason_of(exc)}") from exc
             finally:
-                self.leader = False
+                self._leading(False)
 
     async def _follow(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         """Detect as the replay's writer commits; a failure here is logged and
@@ -218,6 +222,7 @@ class Detection:
                 for start, end in batch.spans:
                     engine.saw(start, end)
                 engine.restart(await inbox.positions_from(conn, batch.seqs, list(engine.watched)))
+                self.hook.take_kept(batch.seqs)  # their vessels are rebuilt from storage
                 written = await self._settle(conn, batch.seqs, finish=finish)
         except BaseException:
             self.engine = self._make_engine()  # the database is the truth: start again from it
@@ -239,14 +244,25 @@ class Detection:
                     engine.saw(start, end)
                 statics = await inbox.read_statics(conn, batch.statics_from)
                 engine.observe([], statics)  # may watch more vessels: their positions are read next
-                after = {}
-                for mmsi, first in (
-                    await inbox.positions_from(conn, batch.seqs, list(engine.watched))
-                ).items():
+                watched = engine.watched
+                kept_seqs, kept = self.hook.take_kept(batch.seqs)
+                mine = [p for p in kept if p.mmsi in watched]  # this process wrote them: no reading back
+                firsts = inbox.oldest(mine)
+                kept_set = set(kept_seqs)
+                remote = [seq for seq in batch.seqs if seq not in kept_set]
+                from_db = await inbox.positions_from(conn, remote, list(watched))
+                for mmsi, first in from_db.items():
+                    if mmsi not in firsts or first < firsts[mmsi]:
+                        firsts[mmsi] = first
+                after, bounds = {}, {}
+                for mmsi, first in firsts.items():
                     bound = engine.noticed(mmsi, first)
                     if bound is not None:
-                        after[mmsi] = bound
-                positions = await inbox.read_positions(conn, after)
+                        bounds[mmsi] = bound
+                        if mmsi in from_db:
+                            after[mmsi] = bound
+                positions = [p for p in mine if p.mmsi in bounds and p.ts > bounds[p.mmsi]]
+                positions += await inbox.read_positions(conn, after)  # a repeat of one of ours is dropped
                 now_s = time.monotonic()
                 # the CPU work runs in a thread, so the event loop keeps the
                 # decoding process fed meanwhile (the engine is only this task's)

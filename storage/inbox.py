@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Final
 
 import psycopg
@@ -24,6 +25,7 @@ from ingest.records import Position, StaticReport
 from storage.writer import POSITION_FIELDS
 
 CHANNEL: Final = "aiswatch_inbox"
+_TS = attrgetter("ts")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
 STATIC_FIELDS: Final = (
@@ -32,15 +34,11 @@ STATIC_FIELDS: Final = (
 )
 
 
-def _oldest(records: Sequence[Position] | Sequence[StaticReport]) -> dict[int, datetime]:
-    first: dict[int, datetime] = {}
-    get = first.get
-    for record in records:
-        ts = record.ts
-        known = get(record.mmsi)
-        if known is None or ts < known:
-            first[record.mmsi] = ts
-    return first
+def oldest(records: Sequence[Position] | Sequence[StaticReport]) -> dict[int, datetime]:
+    """Each vessel's oldest event time in ``records`` (newest first, so the
+    oldest is written last: a comprehension, without a lookup per record)."""
+    newest_first: list[Position | StaticReport] = sorted(records, key=_TS, reverse=True)
+    return {r.mmsi: r.ts for r in newest_first}
 
 
 def _array(values: Iterable[int]) -> str:
@@ -57,32 +55,73 @@ def _micros(times: Iterable[datetime]) -> Iterator[int]:
 
 class InboxHook:
     """The writer's hook (:class:`storage.writer.BatchHook`) on every ingest
-    instance: one inbox row per transaction that stored something."""
+    instance: one inbox row per transaction that stored something.
+
+    When this process is also the detector leader (``keep`` set), the new
+    positions of each committed transaction are kept here by inbox row, up to
+    ``max_kept`` positions, so that the leader takes them from memory instead
+    of reading them back (:meth:`take_kept`); rows of other instances, and
+    any not kept, are read from the database."""
+
+    def __init__(self, max_kept: int = 500_000) -> None:
+        self.keep = False
+        self.max_kept = max_kept
+        self._kept: dict[int, list[Position]] = {}
+        self._kept_count = 0
+        self._in_transaction: tuple[int, list[Position]] | None = None
 
     async def in_transaction(
         self, cur: psycopg.AsyncCursor[Any], positions: list[Position], statics: list[StaticReport]
     ) -> None:
+        self._in_transaction = None
         if not positions and not statics:
             return
-        first, static_first = _oldest(positions), _oldest(statics)
+        first, static_first = oldest(positions), oldest(statics)
         times = [r.ts for r in statics]
         if positions:
-            times += [min(first.values()), max(p.ts for p in positions)]
+            times += [min(first.values()), max(map(_TS, positions))]
         await cur.execute(
             "INSERT INTO detector_inbox (mmsis, first_ts, statics, static_first_ts, ts_min, ts_max)"
             " VALUES (%s::integer[], aiswatch_micros_to_ts(%s::bigint[]), %s::integer[],"
-            " aiswatch_micros_to_ts(%s::bigint[]), %s, %s)",
+            " aiswatch_micros_to_ts(%s::bigint[]), %s, %s) RETURNING seq",
             (
                 _array(first), _array(_micros(first.values())), _array(static_first),
                 _array(_micros(static_first.values())), min(times), max(times),
             ),
         )  # fmt: skip
+        row = await cur.fetchone()
+        if self.keep and row is not None:
+            self._in_transaction = (row[0], positions)
 
     def after_commit(self) -> None:
-        pass
+        if self._in_transaction is None or not self.keep:
+            return
+        seq, positions = self._in_transaction
+        self._in_transaction = None
+        self._kept[seq] = positions
+        self._kept_count += len(positions)
+        while self._kept_count > self.max_kept and self._kept:  # the oldest are read back instead
+            self._kept_count -= len(self._kept.pop(next(iter(self._kept))))
 
     def after_failure(self) -> None:
-        pass
+        self._in_transaction = None
+
+    def take_kept(self, seqs: Iterable[int]) -> tuple[list[int], list[Position]]:
+        """Of inbox rows ``seqs``, those kept here (and forgotten now), with their positions."""
+        found, positions = [], []
+        for seq in seqs:
+            kept = self._kept.pop(seq, None)
+            if kept is not None:
+                found.append(seq)
+                positions += kept
+                self._kept_count -= len(kept)
+        return found, positions
+
+    def forget(self) -> None:
+        """Not the leader (any more): keep nothing."""
+        self.keep = False
+        self._kept.clear()
+        self._kept_count = 0
 
 
 @dataclass
