@@ -392,3 +392,54 @@ def test_the_same_messages_twice_or_shuffled_within_the_lateness_give_the_same_e
         once.batch(positions[start : start + 2000], statics)
     once.finish()
     assert len(once.revisions) == revisions and summary(once.events().values()) == expected
+
+
+# -- clocks of periods (issue 11) -------------------------------------------------
+
+
+def test_periods_merge_within_the_gap_and_say_where_a_time_belongs() -> None:
+    from detectors.periods import Periods
+
+    periods = Periods(timedelta(days=30))
+    periods.add(T0, T0 + timedelta(days=1))
+    periods.add(T0 + timedelta(days=400), T0 + timedelta(days=401))
+    periods.add(T0 + timedelta(days=10), T0 + timedelta(days=12))  # within 30 days: one period
+    assert periods.spans == [
+        (T0, T0 + timedelta(days=12)),
+        (T0 + timedelta(days=400), T0 + timedelta(days=401)),
+    ]
+    assert periods.end_of(T0 + timedelta(days=5)) == T0 + timedelta(days=12)
+    assert periods.end_of(T0 + timedelta(days=400, hours=1)) == T0 + timedelta(days=401)
+    assert periods.end_of(T0 + timedelta(days=100)) is None
+    periods.add(T0 + timedelta(days=40), T0 + timedelta(days=380))  # bridges both
+    assert periods.spans == [(T0, T0 + timedelta(days=401))]
+
+
+def test_an_archive_vessel_is_judged_by_its_period_not_by_todays_clock() -> None:
+    """Live today, an archive of 2024 streaming in: its ship, silent for the
+    last 40 minutes of the archive (under the 1 h threshold near the ports),
+    has no dark gap; the live ship silent for 2 hours has one."""
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    old = Voyage(273_200_011, "ARCHIVED", T0, OFF_VOSTOCHNY[0] - 0.5, OFF_VOSTOCHNY[1] - 1.5)
+    old.sail_to(OFF_VOSTOCHNY[0] - 0.5, OFF_VOSTOCHNY[1] - 1.6, 10)
+    other = Voyage(273_200_012, "NEIGHBOUR", T0, OFF_RAJIN[0] - 0.5, OFF_RAJIN[1] - 1.0)
+    other.sail_to(OFF_RAJIN[0] - 0.5, OFF_RAJIN[1] - 2.0, 10)
+    today = Voyage(273_200_013, "TODAY", now - timedelta(hours=3), OFF_DUNAI[0] - 0.5, OFF_DUNAI[1] - 1.0)
+    today.sail_to(OFF_DUNAI[0] - 0.5, OFF_DUNAI[1] - 1.1, 10)
+    positions, statics = decode(lines_of(old, other, today))
+    last_old = max(p.ts for p in positions if p.mmsi == old.mmsi)
+    archive_end = last_old + timedelta(minutes=40)
+    positions = [p for p in positions if p.mmsi != other.mmsi or p.ts <= archive_end]
+    statics = [s for s in statics if s.mmsi != other.mmsi or s.ts <= archive_end]
+    assert max(p.ts for p in positions if p.mmsi == other.mmsi) > last_old + timedelta(minutes=30)
+    from tests.detecting import Run
+
+    run = Run(mmsi_watchlist([old.mmsi, today.mmsi]))
+    live_part = [p for p in positions if p.ts > now - timedelta(days=1)]
+    archive = [p for p in positions if p.ts <= now - timedelta(days=1)]
+    run.batch(live_part, [s for s in statics if s.ts > now - timedelta(days=1)], now=now)
+    run.batch(archive, [s for s in statics if s.ts <= now - timedelta(days=1)], now=now)
+    run.batch([], [], now=now + timedelta(seconds=1))
+    gaps = {e.mmsi for e in run.events().values() if e.kind == "dark_gap"}
+    assert today.mmsi in gaps  # its last fix was hours before the clock
+    assert old.mmsi not in gaps  # its archive ends 40 minutes after its last fix
