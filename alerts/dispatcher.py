@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: pg_advisory_lock key of the sender (migrations use ..._0001).
 LEADER_LOCK = 0x616973_0005
+#: The sender deletes delivery history older than ``alerts.keep_days`` this often.
+PRUNE_EVERY_S = 3600.0
 #: Outbox rows folded per round (a larger backlog takes several rounds).
 PLAN_BATCH = 5000
 
@@ -175,7 +178,11 @@ class Dispatcher:
 
     async def _plan_forever(self, conn: psycopg.AsyncConnection[Any], stop: asyncio.Event) -> None:
         poll_s = self.settings.poll_s
+        pruned_at = -PRUNE_EVERY_S
         while not stop.is_set():
+            if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
+                pruned_at = time.monotonic()
+                await self.prune()
             next_due = await self.plan_once()
             timeout = poll_s
             if next_due is not None:
@@ -183,6 +190,16 @@ class Dispatcher:
             if timeout > 0:
                 async for _ in conn.notifies(timeout=timeout, stop_after=1):
                     pass
+
+    async def prune(self) -> None:
+        """Keep ``alerts.keep_days`` of delivery history (the sender does it, hourly)."""
+        async with self.pool.connection() as conn:
+            deliveries, outbox = await store.prune(conn, self.settings.keep_days)
+        if deliveries or outbox:
+            log.info(
+                "alerts: deleted %d deliveries and %d outbox rows older than %g days",
+                deliveries, outbox, self.settings.keep_days,
+            )  # fmt: skip
 
     # -- planning ----------------------------------------------------------
 

@@ -157,6 +157,9 @@ class AlertSettings(BaseModel):
     repeat_interval_s: float = Field(900.0, ge=0)
     #: A delivery still failing this long after it was queued is dead-lettered.
     give_up_h: float = Field(24.0, gt=0)
+    #: Deliveries sent or given up, and outbox rows handled, are kept this long
+    #: (``aiswatch alerts log`` reads them), then deleted by the sender.
+    keep_days: float = Field(90.0, gt=0)
     #: Retries: jittered exponential backoff between these bounds (or the channel's Retry-After).
     retry_initial_s: float = Field(2.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -252,3 +252,25 @@ async def settled(conn: Conn) -> bool:
         )
     ).fetchone()
     return bool(row and row[0])
+
+
+async def prune(conn: psycopg.AsyncConnection[Any], keep_days: float) -> tuple[int, int]:
+    """Delete deliveries sent or given up more than ``keep_days`` ago (but not
+    the first alert of a thread that has a newer one) and outbox rows handled
+    as long ago; return how many of each."""
+    args = {"cutoff": datetime.now(UTC) - timedelta(days=keep_days)}
+    async with conn.transaction():
+        await conn.execute(
+            """DELETE FROM alert_events a USING alert_deliveries d
+               WHERE a.first_delivery = d.id AND coalesce(d.sent_at, d.failed_at) < %(cutoff)s
+                 AND NOT EXISTS (SELECT 1 FROM alert_deliveries r WHERE r.thread = d.id
+                                 AND coalesce(r.sent_at, r.failed_at, now()) >= %(cutoff)s)""",
+            args,
+        )
+        deliveries = await conn.execute(
+            """DELETE FROM alert_deliveries d WHERE coalesce(sent_at, failed_at) < %(cutoff)s
+                 AND NOT EXISTS (SELECT 1 FROM alert_events a WHERE a.first_delivery = d.id)""",
+            args,
+        )
+        outbox = await conn.execute("DELETE FROM event_outbox WHERE delivered_at < %(cutoff)s", args)
+    return deliveries.rowcount, outbox.rowcount
