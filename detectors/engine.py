@@ -369,11 +369,6 @@ class DetectorEngine:
                 due[mmsi] = None if stale.since is None else stale.since - self.history
         return due
 
-    @property
-    def stale(self) -> int:
-        """Tracks waiting for a rebuild."""
-        return len(self._stale)
-
     def rebuild(self, mmsi: int, records: list[Record], *, truncated_at: datetime | None) -> None:
         """Replace ``mmsi``'s track by one fed ``records`` (all stored records
         of its window, in order); ``truncated_at`` says older ones exist. What

@@ -199,14 +199,6 @@ async def consume(conn: psycopg.AsyncConnection[Any], seqs: Sequence[int]) -> No
         await conn.execute("DELETE FROM detector_inbox WHERE seq = ANY(%s)", (list(seqs),))
 
 
-async def backlog(conn: psycopg.AsyncConnection[Any]) -> tuple[int, datetime | None]:
-    """Rows waiting, and when the oldest was written."""
-    cur = await conn.execute("SELECT count(*), min(created_at) FROM detector_inbox")
-    row = await cur.fetchone()
-    assert row is not None
-    return int(row[0]), row[1]
-
-
 async def load_periods(conn: psycopg.AsyncConnection[Any]) -> list[tuple[datetime, datetime]]:
     cur = await conn.execute("SELECT start_ts, end_ts FROM detector_periods ORDER BY start_ts")
     return [(start, end) for start, end in await cur.fetchall()]
