@@ -128,6 +128,8 @@ class Detection:
         self.application_name = f"aiswatch-detectors-{os.getpid()}"
         self._saved_watermark: datetime | None = None
         self._saving_watermark: datetime | None = None
+        #: The engine holds the database's state (False after a failed cycle: start again).
+        self._started = False
 
     # -- a live service -----------------------------------------------------
 
@@ -207,6 +209,7 @@ class Detection:
         """A new leader: everything from storage, in one snapshot, and every
         inbox row that snapshot shows consumed."""
         self.engine = engine = self._make_engine()
+        self._started = False
         self._saved_watermark = self._saving_watermark = None
         await conn.execute(STAGE_TABLES)
         try:
@@ -227,6 +230,7 @@ class Detection:
         except BaseException:
             self.engine = self._make_engine()  # the database is the truth: start again from it
             raise
+        self._started = True
         self._committed(*written)
         log.info(
             "detectors: watching %d vessels, %d events known", len(engine.watched), len(engine.committed)
@@ -235,6 +239,9 @@ class Detection:
     async def cycle(self, conn: psycopg.AsyncConnection[Any], *, finish: bool = False) -> None:
         """One snapshot: what the inbox announces, detected and consumed
         (``finish``: and everything taken, at a replay's end)."""
+        if not self._started:  # a cycle failed: the engine starts again from the database
+            await self._start(conn, finish=finish)
+            return
         engine = self.engine
         try:
             async with conn.transaction():
@@ -270,6 +277,7 @@ class Detection:
                 written = await self._settle(conn, batch.seqs, now_s=None if finish else now_s, finish=finish)
         except BaseException:
             self.engine = self._make_engine()
+            self._started = False
             raise
         self._committed(*written)
 
