@@ -130,6 +130,9 @@ class Detection:
         self._saving_watermark: datetime | None = None
         #: The engine holds the database's state (False after a failed cycle: start again).
         self._started = False
+        #: Pending rebuilds as last committed (a failover resumes them), and as being written.
+        self._saved_stale: dict[int, datetime] | None = None
+        self._saving_stale: dict[int, datetime] | None = None
 
     # -- a live service -----------------------------------------------------
 
@@ -211,6 +214,7 @@ class Detection:
         self.engine = engine = self._make_engine()
         self._started = False
         self._saved_watermark = self._saving_watermark = None
+        self._saved_stale = self._saving_stale = None
         await conn.execute(STAGE_TABLES)
         try:
             async with conn.transaction():
@@ -224,7 +228,12 @@ class Detection:
                 batch = await inbox.take(conn)
                 for start, end in batch.spans:
                     engine.saw(start, end)
-                engine.restart(await inbox.positions_from(conn, batch.seqs, list(engine.watched)))
+                since = await inbox.load_stale(conn)  # rebuilds a predecessor had pending
+                for mmsi, first in (
+                    await inbox.positions_from(conn, batch.seqs, list(engine.watched))
+                ).items():
+                    since[mmsi] = min(first, since.get(mmsi, first))
+                engine.restart(since)
                 self.hook.take_kept(batch.seqs)  # their vessels are rebuilt from storage
                 written = await self._settle(conn, batch.seqs, finish=finish)
         except BaseException:
@@ -262,15 +271,15 @@ class Detection:
                     if mmsi not in firsts or first < firsts[mmsi]:
                         firsts[mmsi] = first
                 after, bounds = {}, {}
+                now_s = time.monotonic()
                 for mmsi, first in firsts.items():
-                    bound = engine.noticed(mmsi, first)
+                    bound = engine.noticed(mmsi, first, now_s=now_s)
                     if bound is not None:
                         bounds[mmsi] = bound
                         if mmsi in from_db:
                             after[mmsi] = bound
                 positions = [p for p in mine if p.mmsi in bounds and p.ts > bounds[p.mmsi]]
                 positions += await inbox.read_positions(conn, after)  # a repeat of one of ours is dropped
-                now_s = time.monotonic()
                 # the CPU work runs in a thread, so the event loop keeps the
                 # decoding process fed meanwhile (the engine is only this task's)
                 await asyncio.to_thread(self._observe, positions, now_s)
@@ -331,10 +340,16 @@ class Detection:
         await inbox.consume(conn, seqs)
         if engine.periods.changed:
             await inbox.save_periods(conn, engine.periods.spans)
+        pending = engine.pending_rebuilds()
+        if pending != self._saved_stale:
+            await inbox.save_stale(conn, pending)
+            self._saving_stale = pending
         return events, len(seqs)
 
     def _committed(self, events: list[Event], rows: int) -> None:
         self._saved_watermark = self._saving_watermark or self._saved_watermark
+        if self._saving_stale is not None:
+            self._saved_stale, self._saving_stale = self._saving_stale, None
         self.engine.periods.saved()
         self.engine.committed_events(events)
         self.engine.dirty_matches.clear()

@@ -192,9 +192,17 @@ class Dispatcher:
                     pass
 
     async def prune(self) -> None:
-        """Keep ``alerts.keep_days`` of delivery history (the sender does it, hourly)."""
-        async with self.pool.connection() as conn:
-            deliveries, outbox = await store.prune(conn, self.settings.keep_days)
+        """Keep ``alerts.keep_days`` of delivery history (the sender does it,
+        hourly). A failure is logged and tried at the next hour: it never
+        keeps alerts from being sent."""
+        try:
+            async with self.pool.connection() as conn:
+                deliveries, outbox = await store.prune(conn, self.settings.keep_days)
+        except psycopg.Error as exc:
+            log.warning(
+                "alerts: could not delete old delivery history (%s); trying again later", reason_of(exc)
+            )
+            return
         if deliveries or outbox:
             log.info(
                 "alerts: deleted %d deliveries and %d outbox rows older than %g days",

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 
 from detectors.evidence import MatchLevel, SeenInRegion
-from detectors.periods import Periods
+from detectors.periods import Periods, spans_of
 from detectors.rules import DetectorRules
 from detectors.track import IDENTITY_FIELDS, LandMask, VesselTrack
 from detectors.watchlist import Match, Watchlist, flag_of
@@ -221,11 +221,8 @@ class DetectorEngine:
         watched = self.watched
         for report in statics:
             self.consider(report)
-        times = [r.ts for r in statics]
-        if positions:
-            times += [min(map(_TS, positions)), max(map(_TS, positions))]
-        if times:
-            self.saw(min(times), max(times))
+        for start, end in spans_of([*map(_TS, statics), *map(_TS, positions)]):
+            self.saw(start, end)
         mine: list[Record] = [r for r in statics if r.mmsi in watched]
         mine += [p for p in positions if p.mmsi in watched]
         arrived = self._now_s
@@ -369,6 +366,11 @@ class DetectorEngine:
                 due[mmsi] = None if stale.since is None else stale.since - self.history
         return due
 
+    def pending_rebuilds(self) -> dict[int, datetime]:
+        """Tracks to rebuild from a late record on, with that record's time:
+        what a successor must know if this engine stops before rebuilding."""
+        return {mmsi: stale.since for mmsi, stale in self._stale.items() if stale.since is not None}
+
     def rebuild(self, mmsi: int, records: list[Record], *, truncated_at: datetime | None) -> None:
         """Replace ``mmsi``'s track by one fed ``records`` (all stored records
         of its window, in order); ``truncated_at`` says older ones exist. What
@@ -419,10 +421,13 @@ class DetectorEngine:
         for mmsi in self.watched:
             self._mark_stale(mmsi, since.get(mmsi), at_once=True)
 
-    def noticed(self, mmsi: int, first: datetime) -> datetime | None:
+    def noticed(self, mmsi: int, first: datetime, *, now_s: float | None = None) -> datetime | None:
         """New positions of watched ``mmsi`` are stored, the oldest at
         ``first``: after what time to read them (None: its coming rebuild
-        reads them). Older than what its track took, they make it stale."""
+        reads them). Older than what its track took, they make it stale
+        (``now_s``, monotonic: when, for the rebuild's debounce)."""
+        if now_s is not None:
+            self._now_s, self._timed = now_s, True
         stale = self._stale.get(mmsi)
         if stale is not None and stale.at_once:
             self._mark_stale(mmsi, first)

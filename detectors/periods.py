@@ -10,8 +10,29 @@ period (a feed outage of a day does not split the live period).
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+#: A batch's records split into spans where their times are this far apart
+#: (one write may carry a live feed and an archive: they must not join).
+SPLIT_GAP = timedelta(days=1)
+
+
+def spans_of(times: Iterable[datetime], gap: timedelta = SPLIT_GAP) -> list[tuple[datetime, datetime]]:
+    """The spans ``times`` cover, split where two in time order are more than ``gap`` apart."""
+    ordered = sorted(times)
+    if not ordered:
+        return []
+    spans = []
+    start = previous = ordered[0]
+    for ts in ordered[1:]:
+        if ts - previous > gap:
+            spans.append((start, previous))
+            start = ts
+        previous = ts
+    spans.append((start, previous))
+    return spans
 
 
 @dataclass

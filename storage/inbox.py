@@ -13,6 +13,8 @@ snapshot, and deletes the rows in the transaction that writes its events.
 
 from __future__ import annotations
 
+import struct
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,7 @@ from typing import Any, Final
 
 import psycopg
 
+from detectors.periods import spans_of
 from ingest.records import Position, StaticReport
 from storage.writer import POSITION_FIELDS
 
@@ -39,6 +42,20 @@ def oldest(records: Sequence[Position] | Sequence[StaticReport]) -> dict[int, da
     oldest is written last: a comprehension, without a lookup per record)."""
     newest_first: list[Position | StaticReport] = sorted(records, key=_TS, reverse=True)
     return {r.mmsi: r.ts for r in newest_first}
+
+
+_FLOAT4 = struct.Struct("f")
+
+
+def _real(value: float | None) -> float | None:
+    """``value`` as PostgreSQL's ``real`` stores it."""
+    return None if value is None else _FLOAT4.unpack(_FLOAT4.pack(value))[0]
+
+
+def as_stored(p: Position) -> Position:
+    """A position as reading it back would give it (speed, course and turn
+    are ``real`` columns): the leader decides alike whichever way it came."""
+    return p._replace(speed=_real(p.speed), course=_real(p.course), turn=_real(p.turn))
 
 
 def _array(values: Iterable[int]) -> str:
@@ -69,6 +86,8 @@ class InboxHook:
         self._kept: dict[int, list[Position]] = {}
         self._kept_count = 0
         self._in_transaction: tuple[int, list[Position]] | None = None
+        #: Rows the leader took before their commit was seen here (read back): not to keep.
+        self._taken: deque[int] = deque(maxlen=10_000)
 
     async def in_transaction(
         self, cur: psycopg.AsyncCursor[Any], positions: list[Position], statics: list[StaticReport]
@@ -77,16 +96,16 @@ class InboxHook:
         if not positions and not statics:
             return
         first, static_first = oldest(positions), oldest(statics)
-        times = [r.ts for r in statics]
-        if positions:
-            times += [min(first.values()), max(map(_TS, positions))]
+        spans = spans_of([*map(_TS, positions), *map(_TS, statics)])
         await cur.execute(
-            "INSERT INTO detector_inbox (mmsis, first_ts, statics, static_first_ts, ts_min, ts_max)"
+            "INSERT INTO detector_inbox (mmsis, first_ts, statics, static_first_ts, span_starts, span_ends)"
             " VALUES (%s::integer[], aiswatch_micros_to_ts(%s::bigint[]), %s::integer[],"
-            " aiswatch_micros_to_ts(%s::bigint[]), %s, %s) RETURNING seq",
+            " aiswatch_micros_to_ts(%s::bigint[]), aiswatch_micros_to_ts(%s::bigint[]),"
+            " aiswatch_micros_to_ts(%s::bigint[])) RETURNING seq",
             (
                 _array(first), _array(_micros(first.values())), _array(static_first),
-                _array(_micros(static_first.values())), min(times), max(times),
+                _array(_micros(static_first.values())), _array(_micros(s for s, _ in spans)),
+                _array(_micros(e for _, e in spans)),
             ),
         )  # fmt: skip
         row = await cur.fetchone()
@@ -98,7 +117,9 @@ class InboxHook:
             return
         seq, positions = self._in_transaction
         self._in_transaction = None
-        self._kept[seq] = positions
+        if seq in self._taken:  # the leader's snapshot had it already, and read it back
+            return
+        self._kept[seq] = [as_stored(p) for p in positions]
         self._kept_count += len(positions)
         while self._kept_count > self.max_kept and self._kept:  # the oldest are read back instead
             self._kept_count -= len(self._kept.pop(next(iter(self._kept))))
@@ -115,6 +136,8 @@ class InboxHook:
                 found.append(seq)
                 positions += kept
                 self._kept_count -= len(kept)
+            elif self.keep:
+                self._taken.append(seq)
         return found, positions
 
     def forget(self) -> None:
@@ -138,17 +161,18 @@ class InboxBatch:
 async def take(conn: psycopg.AsyncConnection[Any]) -> InboxBatch:
     """Every row the snapshot sees, with the vessels heard from in static
     reports (any one may become watched) and the data's clock."""
-    cur = await conn.execute("SELECT seq, ts_min, ts_max FROM detector_inbox ORDER BY seq")
+    cur = await conn.execute("SELECT seq, span_starts, span_ends FROM detector_inbox ORDER BY seq")
     rows = await cur.fetchall()
     if not rows:
         return InboxBatch([], {}, [])
     seqs = [seq for seq, _, _ in rows]
+    spans = [span for _, starts, ends in rows for span in zip(starts, ends, strict=True)]
     cur = await conn.execute(
         "SELECT u.m, min(u.t) FROM detector_inbox i, unnest(i.statics, i.static_first_ts) u(m, t)"
         " WHERE i.seq = ANY(%s) GROUP BY u.m",
         (seqs,),
     )
-    return InboxBatch(seqs, dict(await cur.fetchall()), [(start, end) for _, start, end in rows])
+    return InboxBatch(seqs, dict(await cur.fetchall()), spans)
 
 
 async def positions_from(
@@ -211,3 +235,15 @@ async def save_periods(
     if spans:
         async with conn.cursor() as cur:
             await cur.executemany("INSERT INTO detector_periods VALUES (%s, %s)", list(spans))
+
+
+async def load_stale(conn: psycopg.AsyncConnection[Any]) -> dict[int, datetime]:
+    cur = await conn.execute("SELECT mmsi, since FROM detector_stale")
+    return dict(await cur.fetchall())
+
+
+async def save_stale(conn: psycopg.AsyncConnection[Any], stale: Mapping[int, datetime]) -> None:
+    await conn.execute("DELETE FROM detector_stale")
+    if stale:
+        async with conn.cursor() as cur:
+            await cur.executemany("INSERT INTO detector_stale VALUES (%s, %s)", list(stale.items()))

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from aiswatch.config import Settings
 from aiswatch.detection import Detection, engine_factory, utcnow
-from aiswatch.service import ingest_paths, new_detection
+from aiswatch.service import ingest_paths, new_detection, new_writer
+from ingest.records import Position
 from storage.database import Database
 from tests.detecting import decode, replay, scenario_lines
 from tests.test_detection_db import ingest, live, stored_events
@@ -188,3 +189,45 @@ async def _inbox_empty(db: Database) -> bool:
     async with db.pool.connection() as conn:
         row = await (await conn.execute("SELECT count(*) FROM detector_inbox")).fetchone()
         return row is not None and row[0] == 0
+
+
+async def test_a_rebuild_pending_when_the_leader_stops_is_done_by_its_successor(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Found in review: a late record's rebuild waits (debounced) in memory;
+    it is committed with the inbox rows it consumed, so a successor does it."""
+    from ingest.pipeline import IngestStats
+    from storage.leader import connect
+    from storage.writer import POSITION_FIELDS
+
+    await ingest(settings, db, _scenario(tmp_path))
+    async with db.pool.connection() as conn:
+        row = await (
+            await conn.execute(
+                f"SELECT {POSITION_FIELDS} FROM positions WHERE mmsi = (SELECT mmsi FROM events"
+                " WHERE vessel = 'LADY R' LIMIT 1) ORDER BY ts LIMIT 1 OFFSET 10"
+            )
+        ).fetchone()
+    assert row is not None
+    late = Position(*row)._replace(ts=row[0] + timedelta(seconds=1), payload_crc=row[-1] ^ 1)
+    first = Detection(engine_factory(settings), clock=utcnow)
+    async with await connect(db.url, "first") as conn:
+        first._leading(True)
+        await first._start(conn)
+        async with new_writer(settings, db, first) as writer:
+            await writer.put(IngestStats("late"), [late], [])
+        await first.cycle(conn)  # noticed as late: its rebuild waits for the settle time
+    async with db.pool.connection() as conn:
+        pending = await (await conn.execute("SELECT mmsi, since FROM detector_stale")).fetchall()
+    assert pending == [(late.mmsi, late.ts)]
+    second = Detection(engine_factory(settings), clock=utcnow)
+    async with await connect(db.url, "second") as conn:
+        await second._start(conn)  # the first stopped (its memory is gone): the successor rebuilds
+        async with db.pool.connection() as other:
+            left = await (await other.execute("SELECT count(*) FROM detector_stale")).fetchone()
+    assert second.engine.counts["rebuilds"] >= 1 and left == (0,)
+
+
+def _scenario(tmp_path: Path) -> Path:
+    scenario_lines(tmp_path)
+    return tmp_path / "scenario.nmea"

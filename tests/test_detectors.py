@@ -443,3 +443,23 @@ def test_an_archive_vessel_is_judged_by_its_period_not_by_todays_clock() -> None
     gaps = {e.mmsi for e in run.events().values() if e.kind == "dark_gap"}
     assert today.mmsi in gaps  # its last fix was hours before the clock
     assert old.mmsi not in gaps  # its archive ends 40 minutes after its last fix
+
+
+def test_one_batch_of_a_live_feed_and_an_archive_keeps_their_periods_apart() -> None:
+    """Found in review: a write carrying both must not join 2024 to today."""
+    from detectors.periods import spans_of
+
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    times = [T0, T0 + timedelta(hours=5), now - timedelta(minutes=1), now]
+    assert spans_of(times) == [(T0, T0 + timedelta(hours=5)), (now - timedelta(minutes=1), now)]
+    archived = Voyage(273_200_021, "ARCHIVED", T0, OFF_VOSTOCHNY[0] - 0.5, OFF_VOSTOCHNY[1] - 1.5)
+    archived.sail_to(OFF_VOSTOCHNY[0] - 0.5, OFF_VOSTOCHNY[1] - 1.6, 10)
+    today = Voyage(273_200_022, "TODAY", now - timedelta(hours=1), OFF_DUNAI[0] - 0.5, OFF_DUNAI[1] - 1.0)
+    today.sail_to(OFF_DUNAI[0] - 0.5, OFF_DUNAI[1] - 1.1, 10)
+    positions, statics = decode(lines_of(archived, today))
+    from tests.detecting import Run
+
+    run = Run(mmsi_watchlist([archived.mmsi, today.mmsi]))
+    run.batch(positions, statics, now=now)  # one batch, both eras
+    spans = run.engine.periods.spans
+    assert len(spans) == 2 and spans[0][1] < now - timedelta(days=365)

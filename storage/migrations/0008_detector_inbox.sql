@@ -12,9 +12,10 @@ CREATE TABLE detector_inbox (
     -- MMSIs with static reports (stored as identity changes, or confirming one)
     statics         integer[] NOT NULL,
     static_first_ts timestamptz[] NOT NULL,
-    -- the span of event time the transaction stored: the data's clock
-    ts_min          timestamptz NOT NULL,
-    ts_max          timestamptz NOT NULL,
+    -- the spans of event time the transaction stored (split where a day
+    -- apart: a live feed and an archive in one write stay apart)
+    span_starts     timestamptz[] NOT NULL,
+    span_ends       timestamptz[] NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 
@@ -35,8 +36,14 @@ CREATE TRIGGER detector_inbox_notify AFTER INSERT ON detector_inbox
     FOR EACH STATEMENT EXECUTE FUNCTION detector_inbox_notify();
 
 -- The periods of event time stored data covers (detectors/periods.py): each
--- vessel is judged by the clock of its own period. Kept by the leader.
+-- vessel is judged by the clock of its own period. Kept by the leader, as are
+-- the tracks it must rebuild from a late record on (a failover keeps them).
 CREATE TABLE detector_periods (
     start_ts  timestamptz NOT NULL,
     end_ts    timestamptz NOT NULL
+);
+
+CREATE TABLE detector_stale (
+    mmsi   integer PRIMARY KEY,
+    since  timestamptz NOT NULL
 );
