@@ -22,8 +22,10 @@ is in storage).
 What is in memory (tracks, records waiting for their vessel's clock) is
 rebuilt from storage when a leader starts: watched vessels from the stored
 identities, their tracks from their stored history (from ``history_days``
-before the oldest record the inbox still announces, or before the vessel's
-newest record), the committed events and the clock from their tables. A
+before the oldest record the inbox still announces or a rebuild its
+predecessor had pending, committed in ``detector_stale``; else before the
+vessel's newest record), the committed events, the periods and the clock
+from their tables. A
 vessel that becomes watched late is rebuilt the same way; records older than
 what a track took make it stale and it is rebuilt from that period (see
 :mod:`detectors.engine`).
