@@ -264,7 +264,8 @@ class Detection:
                 engine.observe([], statics)  # may watch more vessels: their positions are read next
                 watched = engine.watched
                 kept_seqs, kept = self.hook.take_kept(batch.seqs)
-                mine = [p for p in kept if p.mmsi in watched]  # this process wrote them: no reading back
+                # this process wrote them: no reading back (but as the database holds them)
+                mine = [inbox.as_stored(p) for p in kept if p.mmsi in watched]
                 firsts = inbox.oldest(mine)
                 kept_set = set(kept_seqs)
                 remote = [seq for seq in batch.seqs if seq not in kept_set]

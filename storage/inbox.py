@@ -119,7 +119,7 @@ class InboxHook:
         self._in_transaction = None
         if seq in self._taken:  # the leader's snapshot had it already, and read it back
             return
-        self._kept[seq] = [as_stored(p) for p in positions]
+        self._kept[seq] = positions
         self._kept_count += len(positions)
         while self._kept_count > self.max_kept and self._kept:  # the oldest are read back instead
             self._kept_count -= len(self._kept.pop(next(iter(self._kept))))
