@@ -21,7 +21,7 @@ from typing import IO, Final
 from aiswatch.config import Settings
 from aiswatch.detection import Detection
 from aiswatch.pump import replay_source
-from aiswatch.service import decoder_process, new_writer
+from aiswatch.service import replay_resources
 from ingest.csvfeeds import CsvFormat
 from ingest.errors import SourceError
 from ingest.lines import LineSplitter
@@ -119,11 +119,7 @@ async def import_paths(
     return. ``results``, if given, receives each file's stats as it starts."""
     results = [] if results is None else results
     async with AsyncExitStack() as stack:
-        if process is None:
-            process = await stack.enter_async_context(decoder_process(settings))
-        if detection is not None:  # entered first, left last: after the writer has drained
-            await stack.enter_async_context(detection.replaying(db.url))
-        writer = await stack.enter_async_context(new_writer(settings, db, detection))
+        process, writer = await replay_resources(stack, settings, db, process, detection)
         for path in paths:
             try:
                 async for name, chunks in _members(path):

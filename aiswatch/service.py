@@ -90,6 +90,23 @@ def new_writer(
     )
 
 
+async def replay_resources(
+    stack: AsyncExitStack,
+    settings: Settings,
+    db: Database,
+    process: DecoderProcess | None,
+    detection: Detection | None,
+) -> tuple[DecoderProcess, RecordWriter]:
+    """A replay's decoding process (unless given) and writer, entered on
+    ``stack``; its detection leads around the writer (entered first, left
+    last: after the writer has drained)."""
+    if process is None:
+        process = await stack.enter_async_context(decoder_process(settings))
+    if detection is not None:
+        await stack.enter_async_context(detection.replaying(db.url))
+    return process, await stack.enter_async_context(new_writer(settings, db, detection))
+
+
 def new_detection(settings: Settings) -> Detection | None:
     """The detectors for a replay (each vessel's clock follows its data), or None when disabled."""
     return Detection(engine_factory(settings)) if settings.detectors.enabled else None
@@ -127,11 +144,7 @@ async def ingest_paths(
     """
     results = [] if results is None else results
     async with AsyncExitStack() as stack:
-        if process is None:
-            process = await stack.enter_async_context(decoder_process(settings))
-        if detection is not None:  # entered first, left last: after the writer has drained
-            await stack.enter_async_context(detection.replaying(db.url))
-        writer = await stack.enter_async_context(new_writer(settings, db, detection))
+        process, writer = await replay_resources(stack, settings, db, process, detection)
         for path in paths:
             decoder = new_decoder(settings, process, source_name(path))
             results.append(decoder.stats)
