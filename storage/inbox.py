@@ -38,10 +38,14 @@ STATIC_FIELDS: Final = (
 
 
 def oldest(records: Sequence[Position] | Sequence[StaticReport]) -> dict[int, datetime]:
-    """Each vessel's oldest event time in ``records`` (newest first, so the
-    oldest is written last: a comprehension, without a lookup per record)."""
-    newest_first: list[Position | StaticReport] = sorted(records, key=_TS, reverse=True)
-    return {r.mmsi: r.ts for r in newest_first}
+    """Each vessel's oldest event time in ``records``."""
+    return _oldest_of_ordered(sorted(records, key=_TS))
+
+
+def _oldest_of_ordered(ordered: Sequence[Position | StaticReport]) -> dict[int, datetime]:
+    """As :func:`oldest`, of records in time order (newest first in the
+    comprehension, so the oldest is written last: no lookup per record)."""
+    return {r.mmsi: r.ts for r in reversed(ordered)}
 
 
 _FLOAT4 = struct.Struct("f")
@@ -95,8 +99,9 @@ class InboxHook:
         self._in_transaction = None
         if not positions and not statics:
             return
-        first, static_first = oldest(positions), oldest(statics)
-        spans = spans_of([*map(_TS, positions), *map(_TS, statics)])
+        ordered: list[Position | StaticReport] = sorted(positions, key=_TS)  # sorted once for both
+        first, static_first = _oldest_of_ordered(ordered), oldest(statics)
+        spans = spans_of([*map(_TS, ordered), *map(_TS, statics)])  # sorted runs: a linear sort
         await cur.execute(
             "INSERT INTO detector_inbox (mmsis, first_ts, statics, static_first_ts, span_starts, span_ends)"
             " VALUES (%s::integer[], aiswatch_micros_to_ts(%s::bigint[]), %s::integer[],"

@@ -23,6 +23,7 @@ from ingest.records import Position
 from storage.database import Database
 from tests.detecting import decode, replay, scenario_lines
 from tests.test_detection_db import ingest, live, stored_events
+from tests.test_live import eventually
 
 TABLES = (
     "positions, vessels, vessel_static, source_counters, events, event_outbox, watchlist_matches,"
@@ -131,18 +132,18 @@ async def test_a_replay_while_a_service_leads_is_detected_by_the_leader(
     stop = asyncio.Event()
     task = asyncio.create_task(leader.run(db.url, stop))
     try:
-        await _until(lambda: leader.leader)
+        await eventually(lambda: leader.leader, 10)
         expected = pure_events(tmp_path)
         replaying = new_detection(settings)
         assert replaying is not None
         await ingest_paths(settings, [str(tmp_path / "scenario.nmea")], db, detection=replaying)
         assert replaying.deferred and replaying.events_written == 0
-        await _until(lambda: _inbox_empty(db), timeout_s=30)
+        await eventually(lambda: _inbox_empty(db), 30)
 
         async def detected() -> bool:  # what waits for the hold is taken a moment later
             return live(await stored_events(db)) == expected
 
-        await _until(detected, timeout_s=10)
+        await eventually(detected, 10)
     finally:
         stop.set()
         await task
@@ -157,7 +158,7 @@ async def test_a_leader_that_loses_its_connection_is_replaced_and_stands_by(
     stop = asyncio.Event()
     tasks = [asyncio.create_task(d.run(db.url, stop)) for d in (one, two)]
     try:
-        await _until(lambda: one.leader or two.leader)
+        await eventually(lambda: one.leader or two.leader, 10)
         first, second = (one, two) if one.leader else (two, one)
         assert not second.leader
         async with db.pool.connection() as conn:
@@ -165,24 +166,12 @@ async def test_a_leader_that_loses_its_connection_is_replaced_and_stands_by(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
                 (first.application_name,),
             )
-        await _until(lambda: second.leader and not first.leader, timeout_s=15)
+        await eventually(lambda: second.leader and not first.leader, 15)
         await asyncio.sleep(1.0)
         assert second.leader and not first.leader  # the first came back as a standby
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-
-
-async def _until(check: Any, timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.1)
 
 
 async def _inbox_empty(db: Database) -> bool:
