@@ -48,6 +48,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from aiswatch.config import Settings
@@ -265,7 +266,8 @@ class Detection:
                 watched = engine.watched
                 kept_seqs, kept = self.hook.take_kept(batch.seqs)
                 # this process wrote them: no reading back (but as the database holds them)
-                mine = [inbox.as_stored(p) for p in kept if p.mmsi in watched]
+                ids = np.fromiter(watched, np.int64, len(watched))
+                mine = [p for b in kept for p in b.select(np.isin(b.mmsi, ids)).as_stored().records()]
                 firsts = inbox.oldest(mine)
                 kept_set = set(kept_seqs)
                 remote = [seq for seq in batch.seqs if seq not in kept_set]

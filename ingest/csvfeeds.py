@@ -29,14 +29,18 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from operator import itemgetter
-from typing import Final
+from typing import Final, TypeVar
 from zlib import crc32
 
+import numpy as np
+
+from ingest import csvcolumns
+from ingest.batch import MISSING, PositionBatch
 from ingest.jsonfeeds import _na
 from ingest.pipeline import MAX_FUTURE_S, IngestStats
 from ingest.records import POSITION_TYPES, Position, StaticReport
@@ -45,6 +49,9 @@ from ingest.records import POSITION_TYPES, Position, StaticReport
 MAX_IDENTITIES: Final = 100_000
 #: Rows remembered to count a row repeated in the file as a duplicate.
 MAX_SEEN_ROWS: Final = 200_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = timedelta(microseconds=1)
+T = TypeVar("T")
 
 
 class CsvFormat(StrEnum):
@@ -179,7 +186,25 @@ def _measure(value: str, column: str, missing: float) -> float | None:
 
 def _int(value: str, column: str) -> int | None:
     number = _float(value, column)
+    if number is not None and math.isinf(number):
+        raise RowError("number", f"{column}: {value[:40]!r} is not a whole number")
     return None if number is None else int(number)
+
+
+def _small_int(value: str, column: str) -> int | None:
+    """A whole number for a ``smallint`` column (heading, status)."""
+    number = _int(value, column)
+    if number is not None and not -(1 << 15) <= number < 1 << 15:
+        raise RowError("number", f"{column}: {value[:40]!r} is out of range")
+    return number
+
+
+def _lenient(read: Callable[[str, str], T], value: str, column: str) -> T | None:
+    """``read(value, column)``, or None where it cannot be read."""
+    try:
+        return read(value, column)
+    except RowError:
+        return None
 
 
 def _iso_time(value: str) -> datetime:
@@ -205,8 +230,10 @@ class CsvDecoder:
     format from the header line.
     """
 
-    def __init__(self, source: str, fmt: CsvFormat | None = None) -> None:
+    def __init__(self, source: str, fmt: CsvFormat | None = None, *, by_columns: bool = True) -> None:
         self.stats = IngestStats(source)
+        #: False: every row read one at a time (:meth:`_row`), the reference the columns are held to.
+        self.by_columns = by_columns
         self.format = fmt
         self._index: dict[str, int] = {}
         self._width = 0
@@ -214,13 +241,16 @@ class CsvDecoder:
         self._last_time: tuple[str, datetime] = ("", datetime.min.replace(tzinfo=UTC))
         self._identities: dict[int, tuple[str, ...]] = {}
         self._seen: dict[tuple[int, datetime, int], None] = {}
+        #: Positions read row by row (moved into the chunk's batch at its end).
         self._positions: list[Position] = []
+        self._batches: list[PositionBatch] = []
         self._statics: list[StaticReport] = []
         self._lineno = 0
 
     def feed(self, lines: Iterable[bytes], received: float) -> None:
         stats = self.stats
         latest = datetime.fromtimestamp(received + MAX_FUTURE_S, UTC)
+        rows: list[tuple[int, str]] = []  # (line number, line): read together, below
         for raw in lines:
             self._lineno += 1
             stats.lines += 1
@@ -234,18 +264,78 @@ class CsvDecoder:
             elif not self._index:
                 self._header(line)
             else:
+                rows.append((self._lineno, line))
+        if rows:
+            self._rows(rows, latest)
+
+    def _rows(self, rows: list[tuple[int, str]], latest: datetime) -> None:
+        """Read ``rows`` in their order: the columns of the rows of full width
+        at once (:mod:`ingest.csvcolumns`), the rows that does not vouch
+        for one at a time by :meth:`_row`, which says what is wrong."""
+        stats = self.stats
+        cells = [line.split(self._delimiter) for _, line in rows]
+        whole = [i for i, (row, (_, line)) in enumerate(zip(cells, rows, strict=True))
+                 if len(row) == self._width and '"' not in line]  # fmt: skip
+        at = dict.fromkeys(range(len(rows)), -1) | {i: j for j, i in enumerate(whole)}
+        fast = _Columns(self, [cells[i] for i in whole], latest) if whole and self.by_columns else None
+        accepted: list[int] = []
+        slow_before = len(self._positions)
+        order: list[bool] = []  # for each position of these rows: read by columns?
+        seen, identities, cells_of = self._seen, self._identities, self._static_cells
+        for i, (lineno, line) in enumerate(rows):
+            j = at[i]
+            if fast is None or j < 0 or not fast.good[j]:
+                before = len(self._positions)
                 try:
                     self._row(line, latest)
                 except RowError as exc:
-                    stats.note_malformed(exc.reason, 1, self._lineno, str(exc))
+                    stats.note_malformed(exc.reason, 1, lineno, str(exc))
+                order.extend([False] * (len(self._positions) - before))
+                continue
+            msg_type = fast.types[j]
+            stats.messages_by_type[msg_type] += 1
+            if msg_type not in POSITION_TYPES:
+                stats.filtered["type_not_stored"] += 1
+                continue
+            mmsi, ts = fast.mmsis[j], fast.times[j]
+            assert ts is not None  # a good row's time was read
+            key = (mmsi, ts, fast.crcs[j])
+            if key in seen:
+                stats.duplicate += 1
+                continue
+            seen[key] = None
+            if len(seen) > MAX_SEEN_ROWS:
+                del seen[next(iter(seen))]
+            accepted.append(j)
+            order.append(True)
+            stats.positions += 1
+            stats.accepted += 1
+            row = cells[i]
+            if identities.get(mmsi) != cells_of(row):
+                self._static(row, dict(zip(self._names, self._cells(row), strict=True)), ts, mmsi, msg_type)
+        slow = self._positions[slow_before:]
+        del self._positions[slow_before:]
+        batch = fast.batch(accepted) if fast is not None else PositionBatch.empty()
+        if slow:  # back in the order of their rows
+            flags = np.array(order, np.bool_)
+            where = np.empty(len(order), np.int64)
+            where[flags] = np.arange(len(accepted))
+            where[~flags] = np.arange(len(accepted), len(order))
+            batch = PositionBatch.concat([batch, PositionBatch.from_records(slow)]).select(where)
+        self._batches.append(batch)
 
     def close(self) -> None:
         """End of the file: a CSV row is whole on its line, nothing waits."""
 
     def take(self) -> tuple[list[Position], list[StaticReport]]:
-        positions, statics = self._positions, self._statics
-        self._positions, self._statics = [], []
-        return positions, statics
+        positions, statics = self.take_batch()
+        return positions.records(), statics
+
+    def take_batch(self) -> tuple[PositionBatch, list[StaticReport]]:
+        """As :meth:`take`, the positions by column (to cross to the writer's process)."""
+        batches, statics = self._batches, self._statics
+        self._batches, self._statics = [], []
+        return PositionBatch.concat(batches), statics
 
     def _header(self, line: str) -> None:
         fmt = self.format or detect_format(line)
@@ -274,6 +364,12 @@ class CsvDecoder:
         )
         self._parse_time = _day_first_time if fmt is CsvFormat.dma else _iso_time
         self.stats.filtered["header"] += 1
+
+    def _time_or_none(self, value: str) -> datetime | None:
+        try:
+            return self._time(value)
+        except RowError:
+            return None
 
     def _time(self, value: str) -> datetime:
         if value == self._last_time[0]:
@@ -306,7 +402,7 @@ class CsvDecoder:
         if msg_type not in POSITION_TYPES:
             self.stats.filtered["type_not_stored"] += 1
             return
-        heading = _int(cell.get("heading", ""), "heading")
+        heading = _small_int(cell.get("heading", ""), "heading")
         crc = crc32("\x1f".join(cell.values()).encode())
         key = (mmsi, ts, crc)
         if key in self._seen:
@@ -323,7 +419,7 @@ class CsvDecoder:
                 ts, mmsi, msg_type, lat, lon, _measure(cell.get("speed", ""), "speed", 102.3),
                 _measure(cell.get("course", ""), "course", 360.0),
                 None if heading is None or heading >= 511 else heading,
-                status if self.format is CsvFormat.dma else _int(raw_status, "status"),
+                status if self.format is CsvFormat.dma else _small_int(raw_status, "status"),
                 _float(cell.get("turn", ""), "ROT"), None, None, None, crc,
             )
         )  # fmt: skip
@@ -355,19 +451,22 @@ class CsvDecoder:
         self.stats.static_reports += 1
 
     def _static_values(self, cell: dict[str, str], ts: datetime) -> _Identity:
+        """The static fields of a row; one that cannot be read is left out
+        (None): the row's position is read already, and stands."""
         imo_text = cell.get("imo", "").strip().upper().removeprefix("IMO")
-        imo = _int(imo_text, "IMO")
+        imo = _lenient(_int, imo_text, "IMO")
         ship_type: int | None
         raw_type = cell.get("ship_type", "")
         if self.format is CsvFormat.dma:
             ship_type = _SHIP_TYPES.get(raw_type.strip().lower())
         else:
-            ship_type = _int(raw_type, "ship type")
-        draught = _float(cell.get("draught", ""), "draught")
+            ship_type = _lenient(_int, raw_type, "ship type")
+        draught = _lenient(_float, cell.get("draught", ""), "draught")
         eta_text = cell.get("eta", "")
-        eta = self._time(eta_text) if _text(eta_text) else None
+        eta = self._time_or_none(eta_text) if _text(eta_text) else None
         bow, stern, port, starboard = (
-            _int(cell.get(name, ""), name) for name in ("to_bow", "to_stern", "to_port", "to_starboard")
+            _lenient(_int, cell.get(name, ""), name)
+            for name in ("to_bow", "to_stern", "to_port", "to_starboard")
         )
         return (
             imo if imo and imo > 0 else None,
@@ -382,3 +481,80 @@ class CsvDecoder:
             _text(cell.get("destination", "")),
             eta,
         )
+
+
+class _Columns:
+    """The rows of full width of one chunk, read a column at a time: for
+    each, whether it is good (every cell read as :meth:`CsvDecoder._row`
+    reads it, the time not ahead of ``latest``) and its values."""
+
+    def __init__(self, decoder: CsvDecoder, rows: list[list[str]], latest: datetime) -> None:
+        n = len(rows)
+        selected = [decoder._cells(row) for row in rows]
+        columns = dict(zip(decoder._names, zip(*selected, strict=True), strict=True))
+        empty = ("",) * n
+
+        def col(name: str) -> Sequence[str]:
+            return columns.get(name, empty)
+
+        mmsi, good = csvcolumns.integers(col("mmsi"))
+        good &= (mmsi > 0) & (mmsi <= 999_999_999)
+        times = csvcolumns.mapped(col("ts"), decoder._time_or_none)
+        good &= np.array([t is not None and t <= latest for t in times], np.bool_)
+        if "msg_type" in columns:
+            types, ok = csvcolumns.integers(col("msg_type"))
+            good &= ok & ~np.isnan(types)
+        else:
+            classes = col("class") if "class" in columns else ("a",) * n
+            types = np.array(csvcolumns.mapped(classes, _class_type), np.float64)
+        heading, ok = csvcolumns.integers(col("heading"))
+        good &= ok & _small(heading) & _small(types)
+        self.lat, ok = csvcolumns.measures(col("lat"), 91.0)
+        good &= ok
+        self.lon, ok = csvcolumns.measures(col("lon"), 181.0)
+        good &= ok
+        self.speed, ok = csvcolumns.measures(col("speed"), 102.3)
+        good &= ok
+        self.course, ok = csvcolumns.measures(col("course"), 360.0)
+        good &= ok
+        self.turn, ok = csvcolumns.numbers(col("turn"))
+        good &= ok
+        if decoder.format is CsvFormat.dma:
+            words = csvcolumns.mapped(col("status"), lambda w: _STATUSES.get(w.strip().lower()))
+            self.status = np.array([MISSING if s is None else s for s in words], np.int32)
+        else:
+            status, ok = csvcolumns.integers(col("status"))
+            good &= ok & _small(status)
+            self.status = np.where(np.isnan(status) | ~good, MISSING, status).astype(np.int64)
+        self.good = good
+        usable = np.where(good, 0, 1)  # integer casts of the rows not read here are never used
+        self.mmsis: list[int] = np.where(good, mmsi, usable).astype(np.int64).tolist()
+        self.types: list[int] = np.where(good, types, usable).astype(np.int64).tolist()
+        unknown = np.isnan(heading) | (heading >= 511) | ~good
+        self.heading = np.where(unknown, MISSING, heading).astype(np.int64)
+        self.times = times
+        self.crcs = [crc32("\x1f".join(cells).encode()) for cells in selected]
+
+    def batch(self, rows: list[int]) -> PositionBatch:
+        """The positions of ``rows`` (indices into this chunk's rows of full width)."""
+        pick = np.array(rows, np.int64)
+        n = len(rows)
+        times = self.times
+        micros = [(times[i] - _EPOCH) // _ONE_US for i in rows]  # type: ignore[operator]
+        return PositionBatch(
+            np.array(micros, np.int64), np.array(self.mmsis, np.int64)[pick],
+            np.array(self.types, np.int64)[pick].astype(np.int32), self.lat[pick], self.lon[pick],
+            self.speed[pick], self.course[pick], self.heading[pick].astype(np.int32),
+            self.status[pick].astype(np.int32), self.turn[pick], np.full(n, -1, np.int8),
+            np.full(n, MISSING, np.int32), [None] * n, np.array(self.crcs, np.int64)[pick],
+            np.ones(n, np.int32),
+        )  # fmt: skip
+
+
+def _small(values: csvcolumns.Floats) -> csvcolumns.Mask:
+    """Where ``values`` are missing or fit a ``smallint`` (others take the row-at-a-time road)."""
+    return np.isnan(values) | (np.abs(values) < 1 << 15)
+
+
+def _class_type(cell: str) -> int:
+    return _CLASS_TYPES.get(cell.strip().lower(), 0)

@@ -126,7 +126,7 @@ def parse_line(line: bytes) -> Sentence | GatehouseTime | Skip:
     station: str | None = None
     group: bytes | None = None
     if tag is not None:
-        parsed = _tag_block(tag)
+        parsed = _TAG_CACHE.get(tag) or _tag_block(tag)  # the cache's lookup written out: every line
         if isinstance(parsed, Skip):
             return parsed
         time, station, group = parsed

@@ -7,8 +7,11 @@ other. The decoders live in one long-lived child process, one per source, so
 their state (fragments, the duplicate window) stays where the lines go; chunks
 of one source are decoded in the order they were sent.
 
-Records cross the process boundary as plain tuples (pickling a NamedTuple costs
-six times more) and are rebuilt in the parent without copying. The parent's
+Positions cross the process boundary by column (a
+:class:`~ingest.batch.PositionBatch`: a few buffers, where a list of records
+cost a second of unpickling per million), static reports as plain tuples
+(pickling a NamedTuple costs six times more), rebuilt in the parent without
+copying. The parent's
 :class:`IngestStats` takes the decoder's counts after every chunk; the counts
 that only the writer knows (stored, already stored) stay the parent's.
 ``DecoderProcess(workers=0)`` decodes in-process instead: same results, no
@@ -25,6 +28,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -32,17 +36,18 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
+from ingest.batch import PositionBatch
 from ingest.csvfeeds import CsvDecoder
 from ingest.errors import AiswatchError
 from ingest.pipeline import IngestStats, LineDecoder
-from ingest.records import Position, StaticReport
+from ingest.records import StaticReport
 
 _new = tuple.__new__
 
 #: The child's decoders, by source name (lives in the worker process).
 _DECODERS: dict[str, LineDecoder | CsvDecoder] = {}
 
-Chunk = tuple[IngestStats, list[tuple[Any, ...]], list[tuple[Any, ...]]]
+Chunk = tuple[IngestStats, PositionBatch, list[tuple[Any, ...]]]
 
 
 def _init_worker(log_level: int) -> None:
@@ -91,8 +96,8 @@ def _decode(source: str, options: dict[str, Any], lines: list[bytes], received: 
     if close:
         decoder.close()
         del _DECODERS[source]
-    positions, statics = decoder.take()
-    return decoder.stats, [tuple(p) for p in positions], [tuple(s) for s in statics]
+    positions, statics = decoder.take_batch()
+    return decoder.stats, positions, [tuple(s) for s in statics]
 
 
 def peak_rss_kib() -> int | None:
@@ -166,6 +171,12 @@ class DecoderProcess:
             return None
         return await asyncio.get_running_loop().run_in_executor(self._executor, peak_rss_kib)
 
+    async def worker_cpu_s(self) -> float:
+        """The CPU time the decoding process has used (this process's if in-process)."""
+        if self._executor is None:
+            return time.process_time()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, time.process_time)
+
     def decoder(self, source: str, **options: Any) -> RemoteDecoder:
         """A decoder for ``source`` (options as for :class:`LineDecoder`, or
         ``csv=True`` and ``format`` for :class:`~ingest.csvfeeds.CsvDecoder`)."""
@@ -207,13 +218,13 @@ class RemoteDecoder:
         coro = self._process._run(self.stats.source, self._options, lines, received, close)
         self._in_flight.append(asyncio.ensure_future(coro))
 
-    async def next_result(self) -> tuple[list[Position], list[StaticReport]]:
+    async def next_result(self) -> tuple[PositionBatch, list[StaticReport]]:
         """The oldest chunk's records; the stats now count its lines."""
         counts, positions, statics = await self._in_flight.pop(0)
         self.stats.adopt_decoder_counts(counts)
-        return [_new(Position, p) for p in positions], [_new(StaticReport, s) for s in statics]
+        return positions, [_new(StaticReport, s) for s in statics]
 
-    async def drain(self) -> Iterable[tuple[list[Position], list[StaticReport]]]:
+    async def drain(self) -> Iterable[tuple[PositionBatch, list[StaticReport]]]:
         """Every chunk still in flight, in order."""
         return [await self.next_result() for _ in range(len(self._in_flight))]
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final
 from zlib import crc32
 
+import numpy as np
 from pyais.bit_vector import bit_vector
 from pyais.messages import MSG_CLASS
 
 from ingest import fastdecode
 from ingest.assembly import Assembled, FragmentAssembler
+from ingest.batch import PositionBatch
 from ingest.decode import (
     ARMOR,
     BIT_LENGTHS,
@@ -32,7 +34,6 @@ from ingest.decode import (
     refine_to_second,
 )
 from ingest.dedup import DuplicateWindow
-from ingest.fastdecode import position_record
 from ingest.nmea import FILTERED, GatehouseTime, Sentence, parse_line
 from ingest.records import Position, StaticReport
 
@@ -162,7 +163,11 @@ class LineDecoder:
         self._dedup = DuplicateWindow(window_s=dedup_window_s)
         self._gatehouse: GatehouseTime | None = None
         self._type24: dict[int, dict[int, StaticReport]] = {}
-        self._positions: list[Position] = []
+        #: Fast-path positions to decode together, flat: payload, time, received, station, CRC, lines.
+        self._fast: list[Any] = []
+        self._positions: list[Position] = []  # decoded by pyais (type 19)
+        #: Where each of those comes among all the positions since the last take.
+        self._positions_at: list[int] = []
         self._statics: list[StaticReport] = []
         self._lineno = 0
         self._types = [0] * 64  # messages by type, folded into the stats after each feed
@@ -203,9 +208,24 @@ class LineDecoder:
 
     def take(self) -> tuple[list[Position], list[StaticReport]]:
         """The records decoded since the last call."""
-        positions, statics = self._positions, self._statics
-        self._positions, self._statics = [], []
-        return positions, statics
+        positions, statics = self.take_batch()
+        return positions.records(), statics
+
+    def take_batch(self) -> tuple[PositionBatch, list[StaticReport]]:
+        """As :meth:`take`, the positions by column, in the order of their messages."""
+        fast, others, at, statics = self._fast, self._positions, self._positions_at, self._statics
+        self._fast, self._positions, self._positions_at, self._statics = [], [], [], []
+        batch = fastdecode.positions(*(fast[i::6] for i in range(6))) if fast else PositionBatch.empty()
+        if not others:
+            return batch, statics
+        # those pyais decoded (type 19) go back among the others, where their messages were
+        fast_count, total = len(fast) // 6, len(fast) // 6 + len(others)
+        order = np.empty(total, np.int64)
+        slow = np.zeros(total, np.bool_)
+        slow[at] = True
+        order[~slow] = np.arange(fast_count)
+        order[at] = np.arange(fast_count, total)
+        return PositionBatch.concat([batch, PositionBatch.from_records(others)]).select(order), statics
 
     def close(self) -> None:
         """End of stream: incomplete messages are orphans."""
@@ -263,12 +283,8 @@ class LineDecoder:
             stats.positions += 1
             if time is None:
                 stats.untimed += sentences
-            station, crc = first.station, crc32(payload)
-            self._positions.append(
-                position_record(
-                    msg_type, payload, fill_bits, bit_count, time, received, station, crc, sentences
-                )
-            )
+            # decoded at take, all together (see ingest/fastdecode.py)
+            self._fast.extend((payload, time, received, first.station, crc32(payload), sentences))
             return
         fast: StaticFields | None = None
         if msg_type in _FAST_STATICS:
@@ -295,6 +311,7 @@ class LineDecoder:
             self._positions.append(
                 make_position(position, msg_type, time, first.station, crc32(payload), sentences)
             )
+            self._positions_at.append(len(self._fast) // 6 + len(self._positions) - 1)
             stats.positions += 1
             sentences = 0  # its lines are accounted with its position
         elif time is None:

@@ -13,7 +13,6 @@ snapshot, and deletes the rows in the transaction that writes its events.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +20,12 @@ from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import psycopg
 
-from detectors.periods import spans_of
+from detectors.periods import SPLIT_GAP
+from ingest.batch import PositionBatch
 from ingest.records import Position, StaticReport
 from storage.writer import POSITION_FIELDS
 
@@ -48,18 +50,16 @@ def _oldest_of_ordered(ordered: Sequence[Position | StaticReport]) -> dict[int, 
     return {r.mmsi: r.ts for r in reversed(ordered)}
 
 
-_FLOAT4 = struct.Struct("f")
-
-
-def _real(value: float | None) -> float | None:
-    """``value`` as PostgreSQL's ``real`` stores it."""
-    return None if value is None else _FLOAT4.unpack(_FLOAT4.pack(value))[0]
-
-
-def as_stored(p: Position) -> Position:
-    """A position as reading it back would give it (speed, course and turn
-    are ``real`` columns): the leader decides alike whichever way it came."""
-    return p._replace(speed=_real(p.speed), course=_real(p.course), turn=_real(p.turn))
+def _spans(times_us: npt.NDArray[np.int64]) -> tuple[list[int], list[int]]:
+    """The starts and ends (microseconds) of the spans ``times_us`` cover, as
+    :func:`detectors.periods.spans_of` splits them."""
+    ordered = np.sort(times_us)
+    if not len(ordered):
+        return [], []
+    cuts = np.flatnonzero(np.diff(ordered) > SPLIT_GAP // _ONE_US)
+    starts = np.concatenate([ordered[:1], ordered[cuts + 1]])
+    ends = np.concatenate([ordered[cuts], ordered[-1:]])
+    return starts.tolist(), ends.tolist()
 
 
 def _array(values: Iterable[int]) -> str:
@@ -87,30 +87,30 @@ class InboxHook:
     def __init__(self, max_kept: int = 500_000) -> None:
         self.keep = False
         self.max_kept = max_kept
-        self._kept: dict[int, list[Position]] = {}
+        self._kept: dict[int, PositionBatch] = {}
         self._kept_count = 0
-        self._in_transaction: tuple[int, list[Position]] | None = None
+        self._in_transaction: tuple[int, PositionBatch] | None = None
         #: Rows the leader took before their commit was seen here (read back): not to keep.
         self._taken: deque[int] = deque(maxlen=10_000)
 
     async def in_transaction(
-        self, cur: psycopg.AsyncCursor[Any], positions: list[Position], statics: list[StaticReport]
+        self, cur: psycopg.AsyncCursor[Any], positions: PositionBatch, statics: list[StaticReport]
     ) -> None:
         self._in_transaction = None
-        if not positions and not statics:
+        if not len(positions) and not statics:
             return
-        ordered: list[Position | StaticReport] = sorted(positions, key=_TS)  # sorted once for both
-        first, static_first = _oldest_of_ordered(ordered), oldest(statics)
-        spans = spans_of([*map(_TS, ordered), *map(_TS, statics)])  # sorted runs: a linear sort
+        vessels, first_us = positions.oldest_by_vessel()
+        static_first = oldest(statics)
+        static_us = np.fromiter(_micros(s.ts for s in statics), np.int64, len(statics))
+        starts, ends = _spans(np.concatenate([positions.ts_us, static_us]))
         await cur.execute(
             "INSERT INTO detector_inbox (mmsis, first_ts, statics, static_first_ts, span_starts, span_ends)"
             " VALUES (%s::integer[], aiswatch_micros_to_ts(%s::bigint[]), %s::integer[],"
             " aiswatch_micros_to_ts(%s::bigint[]), aiswatch_micros_to_ts(%s::bigint[]),"
             " aiswatch_micros_to_ts(%s::bigint[])) RETURNING seq",
             (
-                _array(first), _array(_micros(first.values())), _array(static_first),
-                _array(_micros(static_first.values())), _array(_micros(s for s, _ in spans)),
-                _array(_micros(e for _, e in spans)),
+                _array(vessels.tolist()), _array(first_us.tolist()), _array(static_first),
+                _array(_micros(static_first.values())), _array(starts), _array(ends),
             ),
         )  # fmt: skip
         row = await cur.fetchone()
@@ -132,14 +132,14 @@ class InboxHook:
     def after_failure(self) -> None:
         self._in_transaction = None
 
-    def take_kept(self, seqs: Iterable[int]) -> tuple[list[int], list[Position]]:
+    def take_kept(self, seqs: Iterable[int]) -> tuple[list[int], list[PositionBatch]]:
         """Of inbox rows ``seqs``, those kept here (and forgotten now), with their positions."""
         found, positions = [], []
         for seq in seqs:
             kept = self._kept.pop(seq, None)
             if kept is not None:
                 found.append(seq)
-                positions += kept
+                positions.append(kept)
                 self._kept_count -= len(kept)
             elif self.keep:
                 self._taken.append(seq)

@@ -26,12 +26,14 @@ import os
 import pickle
 from pathlib import Path
 
+from ingest.batch import PositionBatch
 from ingest.errors import StorageError
 from ingest.records import Position, StaticReport
 
 log = logging.getLogger(__name__)
 
-SpooledBatch = list[tuple[str, list[Position], list[StaticReport]]]
+#: Batches spooled before positions went by column hold lists of records (the writer takes both).
+SpooledBatch = list[tuple[str, PositionBatch | list[Position], list[StaticReport]]]
 
 
 class SpoolFull(StorageError):

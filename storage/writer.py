@@ -38,14 +38,16 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol
 
+import numpy as np
 import psycopg
 
+from ingest.batch import PositionBatch
 from ingest.errors import StorageError
 from ingest.pipeline import IngestStats
 from ingest.records import Position, StaticReport
@@ -135,7 +137,7 @@ def _describe(record: Position | StaticReport, error: psycopg.Error) -> str:
 def _records(batch: list[_Pending]) -> list[tuple[IngestStats, Position | StaticReport]]:
     records: list[tuple[IngestStats, Position | StaticReport]] = []
     for item in batch:
-        records += [(item.stats, p) for p in item.positions]
+        records += [(item.stats, p) for p in item.positions.records()]
         records += [(item.stats, s) for s in item.statics]
     return records
 
@@ -147,16 +149,16 @@ DAYS_PER_TRANSACTION: Final = 32
 def _by_days(batch: list[_Pending]) -> list[list[_Pending]]:
     """``batch`` in parts of at most ``DAYS_PER_TRANSACTION`` days of
     positions each (the static reports go with the first part)."""
-    days = sorted({p.ts.date() for item in batch for p in item.positions})
+    days = np.unique(np.concatenate([np.empty(0, np.int64), *(i.positions.day_numbers() for i in batch)]))
     if len(days) <= DAYS_PER_TRANSACTION:
         return [batch]
-    group = {day: i // DAYS_PER_TRANSACTION for i, day in enumerate(days)}
-    parts: list[dict[str, _Pending]] = [{} for _ in range(group[days[-1]] + 1)]
+    parts: list[dict[str, _Pending]] = [{} for _ in range((len(days) - 1) // DAYS_PER_TRANSACTION + 1)]
     for item in batch:
         parts[0].setdefault(item.stats.source, _Pending(item.stats))  # its counts, even with no records
-        for position in item.positions:
-            part = parts[group[position.ts.date()]]
-            part.setdefault(item.stats.source, _Pending(item.stats)).positions.append(position)
+        group = np.searchsorted(days, item.positions.day_numbers()) // DAYS_PER_TRANSACTION
+        for k in np.unique(group).tolist():
+            part = parts[k].setdefault(item.stats.source, _Pending(item.stats))
+            part.parts.append(item.positions.select(group == k))
         if item.statics:
             parts[0].setdefault(item.stats.source, _Pending(item.stats)).statics.extend(item.statics)
     return [list(part.values()) for part in parts if part]
@@ -169,14 +171,20 @@ def _halves(batch: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
     halves: tuple[list[_Pending], list[_Pending]] = ([], [])
     for n, (half, part) in enumerate(zip(halves, (records[:cut], records[cut:]), strict=True)):
         # the first half carries every source, so that counts without records are written too
-        by_source = {item.stats.source: _Pending(item.stats) for item in batch} if n == 0 else {}
+        by_source: dict[str, tuple[IngestStats, list[StaticReport]]] = {}
+        if n == 0:
+            by_source = {item.stats.source: (item.stats, []) for item in batch}
+        positions: dict[str, list[Position]] = {}
         for stats, record in part:
-            item = by_source.setdefault(stats.source, _Pending(stats))
+            item = by_source.setdefault(stats.source, (stats, []))
             if isinstance(record, Position):
-                item.positions.append(record)
+                positions.setdefault(stats.source, []).append(record)
             else:
-                item.statics.append(record)
-        half.extend(by_source.values())
+                item[1].append(record)
+        half.extend(
+            _Pending(stats, [PositionBatch.from_records(positions.get(source, []))], statics)
+            for source, (stats, statics) in by_source.items()
+        )
     return halves
 
 
@@ -184,7 +192,7 @@ class BatchHook(Protocol):
     """Runs inside each batch's transaction, after its rows are written."""
 
     async def in_transaction(
-        self, cur: psycopg.AsyncCursor[Any], positions: list[Position], statics: list[StaticReport]
+        self, cur: psycopg.AsyncCursor[Any], positions: PositionBatch, statics: list[StaticReport]
     ) -> None: ...
 
     def after_commit(self) -> None: ...
@@ -195,10 +203,22 @@ class BatchHook(Protocol):
 @dataclass
 class _Pending:
     stats: IngestStats
-    positions: list[Position] = field(default_factory=list)
+    #: The positions, in parts as they were put (joined when first read).
+    parts: list[PositionBatch] = field(default_factory=list)
     statics: list[StaticReport] = field(default_factory=list)
     #: Called once these records are committed or spooled (MQTT acknowledgements).
     on_stored: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def positions(self) -> PositionBatch:
+        if len(self.parts) != 1:
+            self.parts = [PositionBatch.concat(self.parts)]
+        return self.parts[0]
+
+
+def as_batch(positions: PositionBatch | Sequence[Position]) -> PositionBatch:
+    """Positions by column, as the writer takes them (records are converted)."""
+    return positions if isinstance(positions, PositionBatch) else PositionBatch.from_records(positions)
 
 
 @dataclass
@@ -306,14 +326,14 @@ class RecordWriter:
     async def put(
         self,
         stats: IngestStats,
-        positions: list[Position],
+        positions: PositionBatch | Sequence[Position],
         statics: list[StaticReport],
         on_stored: Callable[[], None] | None = None,
     ) -> None:
         """Queue one source's records (and counters) for writing; wait while
         the queue is full; raise the writer's error if it has failed.
         ``on_stored`` is called once they are committed (or spooled)."""
-        await self._enqueue(_Pending(stats, positions, statics, [on_stored] if on_stored else []))
+        await self._enqueue(_Pending(stats, [as_batch(positions)], statics, [on_stored] if on_stored else []))
 
     @property
     def failure(self) -> BaseException | None:
@@ -374,7 +394,7 @@ class RecordWriter:
                 if not pending:
                     started = time.monotonic()
                 batch = pending.setdefault(item.stats.source, _Pending(item.stats))
-                batch.positions.extend(item.positions)
+                batch.parts.extend(item.parts)
                 batch.statics.extend(item.statics)
                 batch.on_stored.extend(item.on_stored)
                 rows += len(item.positions) + len(item.statics)
@@ -403,7 +423,7 @@ class RecordWriter:
         assert self.spool is not None
         while (spooled := await asyncio.to_thread(self.spool.oldest)) is not None:
             batch = [
-                _Pending(self._stats_for(source), positions, statics)
+                _Pending(self._stats_for(source), [as_batch(positions)], statics)
                 for source, positions, statics in spooled
             ]
             try:
@@ -442,7 +462,7 @@ class RecordWriter:
         """Neither the database nor the spool can keep ``batch``: count its lines lost, loudly."""
         lines = 0
         for item in batch:
-            lost = sum(p.sentences for p in item.positions) + sum(s.sentences for s in item.statics)
+            lost = item.positions.lines() + sum(s.sentences for s in item.statics)
             item.stats.lost += lost
             lines += lost
         self.stats.lost_lines += lines
@@ -579,7 +599,7 @@ class RecordWriter:
     async def _write(self, batch: list[_Pending]) -> list[_Result]:
         days: set[date] = set()
         for item in batch:
-            days.update({p.ts.date() for p in item.positions})
+            days.update(item.positions.days())
         results = []
         # with a spool, a database that does not answer soon is away: the batch goes to disk
         timeout = min(CONNECTION_TIMEOUT_S, self.give_up_s)
@@ -588,17 +608,17 @@ class RecordWriter:
         async with self.db.pool.connection(timeout=timeout) as conn:
             await self.db.partitions.ensure(conn, days)
             async with conn.transaction(), conn.cursor() as cur:
-                new_positions: list[Position] = []
+                new_positions: list[PositionBatch] = []
                 for item in batch:
                     result, new = await self._write_source(cur, item)
                     results.append(result)
-                    new_positions.extend(new)
+                    new_positions.append(new)
                 if self.hook is not None:
                     statics = [s for item in batch for s in item.statics]
-                    await self.hook.in_transaction(cur, new_positions, statics)
+                    await self.hook.in_transaction(cur, PositionBatch.concat(new_positions), statics)
         return results
 
-    async def _copy_new_positions(self, cur: psycopg.AsyncCursor[Any], positions: list[Position]) -> bool:
+    async def _copy_new_positions(self, cur: psycopg.AsyncCursor[Any], positions: PositionBatch) -> bool:
         """COPY straight into ``positions``; False (and nothing written) if
         any of them is stored already."""
         try:
@@ -606,41 +626,37 @@ class RecordWriter:
                 cur.connection.transaction(),  # a savepoint
                 cur.copy(f"COPY positions ({POSITION_FIELDS}) FROM STDIN (FORMAT BINARY)") as copy,
             ):
-                copy.set_types(POSITION_COLUMNS[:-1])
-                for position in positions:
-                    await copy.write_row(position[:-1])
+                await copy.write(positions.copy_data())
         except psycopg.errors.UniqueViolation:
             return False
         return True
 
     async def _merge_positions(
-        self, cur: psycopg.AsyncCursor[Any], positions: list[Position]
-    ) -> tuple[list[Position], int]:
+        self, cur: psycopg.AsyncCursor[Any], positions: PositionBatch
+    ) -> tuple[PositionBatch, int]:
         """Insert what is new; return the new rows, and the lines they came in
         (a message repeated within the batch is one row, but all its lines)."""
         async with cur.copy("COPY positions_stage FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(POSITION_COLUMNS)
-            for position in positions:
-                await copy.write_row(position)
+            await copy.write(positions.copy_data(with_sentences=True))
         await cur.execute(_INSERT_POSITIONS)
         inserted = {(mmsi, ts, crc) for mmsi, ts, crc in await cur.fetchall()}
         await cur.execute("TRUNCATE positions_stage")
-        new: dict[tuple[int, Any, int], Position] = {}
+        new: dict[tuple[int, Any, int], int] = {}
         lines = 0
-        for p in positions:
+        for i, p in enumerate(positions.records()):
             key = (p.mmsi, p.ts, p.payload_crc)
             if key in inserted:
-                new.setdefault(key, p)
+                new.setdefault(key, i)
                 lines += p.sentences
-        return list(new.values()), lines
+        return positions.select(np.array(list(new.values()), np.int64)), lines
 
     async def _write_source(
         self, cur: psycopg.AsyncCursor[Any], item: _Pending
-    ) -> tuple[_Result, list[Position]]:
+    ) -> tuple[_Result, PositionBatch]:
         stored = already = changes = 0
-        new: list[Position] = []
-        if item.positions:
-            lines = sum(p.sentences for p in item.positions)
+        new = PositionBatch.empty()
+        if len(item.positions):
+            lines = item.positions.lines()
             if await self._copy_new_positions(cur, item.positions):
                 new, stored_lines = item.positions, lines
             else:

@@ -88,7 +88,23 @@ def test_the_window_forgets_old_payloads() -> None:
     window = DuplicateWindow(window_s=10)
     for i in range(1000):
         window.is_duplicate(str(i).encode(), float(i))
-    assert len(window) <= 12
+    assert len(window) <= 2 * 10 + 2  # two generations of a window at most
+
+
+def test_a_payload_is_remembered_for_a_whole_window_across_generations() -> None:
+    window = DuplicateWindow(window_s=10)
+    for i in range(100):  # one payload a second, each seen again 9.5 s later
+        assert not window.is_duplicate(str(i).encode(), float(i))
+        if i >= 10:
+            assert window.is_duplicate(str(i - 10).encode(), i - 0.5)
+    assert not window.is_duplicate(b"0", 100.0)  # long gone
+
+
+def test_the_window_is_bounded_by_max_entries() -> None:
+    window = DuplicateWindow(window_s=10, max_entries=100)
+    for i in range(10_000):  # all in one second
+        window.is_duplicate(str(i).encode(), 1.0)
+    assert len(window) <= 200
 
 
 def test_a_zero_window_turns_deduplication_off() -> None:

@@ -16,6 +16,7 @@ from pyais.messages import MSG_CLASS, MessageType5, MessageType24PartA, MessageT
 
 from ingest import fastdecode
 from ingest.assembly import FragmentAssembler
+from ingest.batch import PositionBatch
 from ingest.decode import BIT_LENGTHS, make_position, pyais_position, pyais_static, refine_to_second
 from ingest.nmea import Sentence, parse_line
 
@@ -43,7 +44,7 @@ def both_ways(payload: bytes, fill_bits: int) -> tuple[Any, Any]:
     if msg_type in (5, 24):
         fast = fastdecode.static(msg_type, fastdecode.payload_value(payload, fill_bits), bit_count)
     else:
-        fast = fastdecode.position_record(msg_type, payload, fill_bits, bit_count, None, RECEIVED, "rx", 7, 1)
+        (fast,) = fastdecode.positions([payload], [None], [RECEIVED], ["rx"], [7], [1]).records()
     try:
         bits = bit_vector(payload, fill_bits)
         message = MSG_CLASS[msg_type].from_vector(bits)
@@ -95,6 +96,27 @@ def test_every_message_of_the_captures_decodes_as_pyais_decodes_it(shared_data: 
         assert fast == oracle, payload
         fast_decoded += 1
     assert fast_decoded >= 0.95 * len(messages)
+
+
+@pytest.mark.parametrize("capture", CAPTURES)
+def test_a_capture_decoded_as_one_batch_is_each_decoded_alone(shared_data: Path, capture: str) -> None:
+    """The chunk-at-a-time decode mixes types and lengths in one array: each
+    row must come out as the message decoded on its own (and as pyais, above)."""
+    messages = [(p, f) for p, f in payloads(shared_data / capture) if fastdecode.ARMOR[p[0]] not in (5, 24)]
+    assert messages
+    n = len(messages)
+    times = [None if i % 3 else 1_700_000_000.0 + i / 7 for i in range(n)]  # tagged and untagged mixed
+    stations = [None if i % 2 else f"rx{i % 5}" for i in range(n)]
+    lines = [1 + i % 2 for i in range(n)]
+    batch = fastdecode.positions(
+        [p for p, _ in messages], times, [RECEIVED] * n, stations, list(range(n)), lines
+    )
+    alone = [
+        fastdecode.positions([p], [tm], [RECEIVED], [s], [i], [1 + i % 2]).records()[0]
+        for i, ((p, _), tm, s) in enumerate(zip(messages, times, stations, strict=True))
+    ]
+    assert batch.records() == alone
+    assert PositionBatch.from_records(alone).records() == alone
 
 
 def _layout(msg_type: int, part: int) -> list[tuple[str, int]]:

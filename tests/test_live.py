@@ -34,6 +34,7 @@ from aiswatch.live import Service, run_service
 from ingest.pipeline import LineDecoder
 from ingest.sources import broker_reader
 from storage.database import Database
+from storage.writer import as_batch
 from tests.services import Mosquitto, OwnPostgres, free_port, send_datagrams
 from tests.test_bad_input import aiswatch
 
@@ -653,7 +654,7 @@ def test_kill_9_while_spooling_then_restart_replays_the_spool(
         keys: set[Key] = set()
         for path in sorted((tmp_path / "spool").glob("*.batch")):
             for _, positions, _ in pickle.loads(path.read_bytes()):
-                keys |= {(p.mmsi, p.ts, p.payload_crc) for p in positions}
+                keys |= {(p.mmsi, p.ts, p.payload_crc) for p in as_batch(positions).records()}
         return keys
 
     def healthy() -> bool:
