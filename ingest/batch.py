@@ -52,6 +52,20 @@ def micros(times: npt.NDArray[np.float64]) -> Ints:
     return whole.astype(np.int64) * 1_000_000 + us.astype(np.int64)
 
 
+def _as_text_real(values: Floats) -> Floats:
+    """``values`` as PostgreSQL gives back a ``real``: the shortest text of
+    their single-precision value. A number of at most three decimals below
+    1000 in magnitude (every speed, course and turn decoded from AIS) comes
+    back as itself (``tests/test_batch.py`` checks each of them); only the
+    others are written out and read again."""
+    out = values.copy()
+    with np.errstate(invalid="ignore"):
+        other = ~((np.abs(values) < 1000) & (np.round(values, 3) == values))
+    if other.any():
+        out[other] = values[other].astype(np.float32).astype(str).astype(np.float64)
+    return out
+
+
 def _none_where(values: npt.NDArray[Any], missing: npt.NDArray[np.bool_]) -> list[Any]:
     if not missing.any():
         return values.tolist()  # type: ignore[no-any-return]
@@ -143,7 +157,7 @@ class PositionBatch:
         names their single-precision value (``12.3``, not 12.300000190734863)."""
         columns: dict[str, Any] = {name: getattr(self, name) for name in self.__slots__}
         for name in ("speed", "course", "turn"):
-            columns[name] = columns[name].astype(np.float32).astype(str).astype(np.float64)
+            columns[name] = _as_text_real(columns[name])
         return PositionBatch(**columns)
 
     def days(self) -> set[date]:

@@ -216,9 +216,9 @@ async def read_statics(
     if not since:
         return []
     cur = await conn.execute(
-        f"SELECT {STATIC_FIELDS} FROM unnest(%s::integer[], %s::timestamptz[]) f(m, t)"
+        f"SELECT {STATIC_FIELDS} FROM unnest(%s::integer[], aiswatch_micros_to_ts(%s::bigint[])) f(m, t)"
         " JOIN vessel_static ON mmsi = f.m AND valid_from >= f.t ORDER BY mmsi, valid_from",
-        (list(since), list(since.values())),
+        (_array(since), _array(_micros(since.values()))),  # literals: see _array
     )
     return [StaticReport(*row) for row in await cur.fetchall()]
 

@@ -131,3 +131,16 @@ def test_oldest_by_vessel() -> None:
         base + timedelta(seconds=20),
         base,
     ]
+
+
+def test_every_short_decimal_comes_back_from_a_real_as_itself() -> None:
+    """What as_stored relies on: each number of at most three decimals below
+    1000 in magnitude, as a double, goes through single precision and its
+    shortest text unchanged (all 1,999,999 of them)."""
+    values = np.arange(-999_999, 1_000_000) / 1000
+    assert (values.astype(np.float32).astype(str).astype(np.float64) == values).all()
+    others = np.array([1 / 3, 0.1 + 0.2, 1234.5678, -1e-9, 999.9999])
+    batch = PositionBatch.from_records(
+        [Position(EPOCH, 1, 1, None, None, v, v, None, None, v, None, None, None, 0) for v in others]
+    ).as_stored()
+    assert batch.speed.tolist() == [float(str(np.float32(v))) for v in others]
