@@ -25,6 +25,7 @@ import psycopg
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from psycopg_pool import AsyncConnectionPool
 
 from aiswatch.areas import parse_area
 from aiswatch.config import Settings
@@ -42,7 +43,7 @@ from aiswatch.times import HELP as TIME_HELP
 from aiswatch.times import parse_time
 from aiswatch.views import event_json, port_call_json
 from ingest.records import EVENT_KINDS
-from storage.database import Database, redact
+from storage.database import Database, read_pool, redact
 from storage.events import find_events
 from storage.tokens import check_token
 from storage.vessels import QueryError, VesselNotFound, find_vessel, last_positions, position_at, vessels_in
@@ -55,9 +56,10 @@ COOKIE = "aiswatch_token"
 STREAM_CHUNK = 64 * 1024
 
 
-def _db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+def _reads(request: Request) -> AsyncConnectionPool:
+    """The API's pool: autocommit connections, for questions only."""
+    pool: AsyncConnectionPool = request.app.state.reads
+    return pool
 
 
 def _settings(request: Request) -> Settings:
@@ -71,7 +73,7 @@ async def require_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header[:7].lower() == "bearer " else request.cookies.get(COOKIE, "")
     if token:
-        async with _db(request).pool.connection() as conn:
+        async with _reads(request).connection() as conn:
             name = await check_token(conn, token)
         if name is not None:
             return name
@@ -154,13 +156,13 @@ async def get_track(
     if len(vessel) > 64:
         raise HTTPException(400, "vessel: at most 64 characters")
     start, end = _range(request, since, until, 30)
-    db = _db(request)
-    async with db.pool.connection() as conn:
+    reads = _reads(request)
+    async with reads.connection() as conn:
         found, query = await track_query(conn, vessel, start, end, tolerance_m=tolerance_m, gap_h=gap_h)
 
     async def body() -> AsyncIterator[bytes]:
         # the connection is taken here: a response never sent holds none
-        async with db.pool.connection() as conn:
+        async with reads.connection() as conn:
             pieces: list[str] = []
             size = 0
             try:
@@ -172,7 +174,7 @@ async def get_track(
                         pieces, size = [], 0
                 yield "".join(pieces).encode()
             finally:
-                await conn.rollback()
+                await conn.rollback()  # a no-op in autocommit, unless a caller's pool is not
 
     return StreamingResponse(body(), media_type=MEDIA_TYPES[format])
 
@@ -182,7 +184,7 @@ async def get_voyages(
     request: Request, vessel: str, since: SinceQ = None, until: UntilQ = None
 ) -> dict[str, Any]:
     start, end = _range(request, since, until, 365)
-    async with _db(request).pool.connection() as conn:
+    async with _reads(request).connection() as conn:
         found = await find_vessel(conn, vessel[:64])
         voyages = await find_voyages(conn, found.mmsis, start, end)
     return {"times": "UTC", "vessel": vessel_json(found), "since": utc(start), "until": utc(end),
@@ -197,7 +199,7 @@ async def get_position(
         when = parse_time(at, datetime.now(UTC))
     except (ValueError, OverflowError) as exc:
         raise HTTPException(400, f"at: {exc}") from None
-    async with _db(request).pool.connection() as conn:
+    async with _reads(request).connection() as conn:
         found = await find_vessel(conn, vessel[:64])
         before, after = await position_at(conn, found.mmsis, when)
 
@@ -245,7 +247,7 @@ async def _events_page(
     start, end = _range(request, since, until, 365)
     after = _decode(cursor)
     size = _limit(request, limit)
-    async with _db(request).pool.connection() as conn:
+    async with _reads(request).connection() as conn:
         rows = await find_events(
             conn, vessel=vessel, kinds=kinds, port=port, since=start, until=end,
             after=None if after is None else (after[0], after[1], after[2]), limit=size + 1,
@@ -280,7 +282,7 @@ async def get_vessels_in(
     except QueryError as exc:
         raise HTTPException(400, f"in: {exc}") from None
     after = _decode(cursor)
-    async with _db(request).pool.connection() as conn:
+    async with _reads(request).connection() as conn:
         found = await vessels_in(conn, polygon, start, end)
     try:
         rest = [p for p in found if after is None or (p.first, p.mmsi) > (after[0], int(after[1]))]
@@ -294,13 +296,14 @@ async def get_vessels_in(
 
 @router.get("/watched/last-positions", summary="The last known position of every watched ship")
 async def get_last_positions(request: Request) -> dict[str, Any]:
-    async with _db(request).pool.connection() as conn:
+    async with _reads(request).connection() as conn:
         positions = await last_positions(conn)
     return {"times": "UTC", "items": [last_position_json(p) for p in positions]}
 
 
-def make_api(settings: Settings, db: Database) -> FastAPI:
-    """The API app: /health, the routes above, the map page."""
+def make_api(settings: Settings, db: Database, reads: AsyncConnectionPool) -> FastAPI:
+    """The API app: /health, the routes above, the map page; ``reads`` (see
+    :func:`storage.database.read_pool`) answers the questions."""
     from aiswatch.map import mount_map  # noqa: PLC0415 - the map imports this module
 
     app = FastAPI(
@@ -308,12 +311,12 @@ def make_api(settings: Settings, db: Database) -> FastAPI:
         summary="Historical AIS: tracks, voyages, port calls, events, vessels in an area. Times are UTC.",
         version="1",
     )
-    app.state.db, app.state.settings = db, settings
+    app.state.db, app.state.reads, app.state.settings = db, reads, settings
 
     @app.get("/health", summary="200 when the database answers")
     async def health() -> JSONResponse:
         try:
-            async with db.pool.connection(timeout=5) as conn:
+            async with reads.connection(timeout=5) as conn:
                 await conn.execute("SELECT 1")
         except (psycopg.Error, TimeoutError) as exc:
             log.warning("api: health: database: %s", exc)
@@ -346,13 +349,14 @@ async def check_schema(db: Database) -> None:
 async def serve_api(settings: Settings, db: Database, stop: asyncio.Event) -> None:
     """Serve :func:`make_api` on ``api.host``:``api.port`` until ``stop``."""
     await check_schema(db)
-    config = uvicorn.Config(
-        make_api(settings, db), host=settings.api.host, port=settings.api.port,
-        log_level="warning", lifespan="off", access_log=False,
-    )  # fmt: skip
-    server = QuietServer(config)
-    task = asyncio.create_task(server.serve())
-    log.warning("api: serving on http://%s:%d (map: /map)", settings.api.host, settings.api.port)
-    await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    await task
+    async with read_pool(db.url) as reads:
+        config = uvicorn.Config(
+            make_api(settings, db, reads), host=settings.api.host, port=settings.api.port,
+            log_level="warning", lifespan="off", access_log=False,
+        )  # fmt: skip
+        server = QuietServer(config)
+        task = asyncio.create_task(server.serve())
+        log.warning("api: serving on http://%s:%d (map: /map)", settings.api.host, settings.api.port)
+        await asyncio.wait({task, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await task

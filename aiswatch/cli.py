@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import psycopg
 import typer
 
 from aiswatch import __version__, cli_alerts
@@ -37,6 +38,7 @@ from ingest.errors import AiswatchError, ConfigError
 from ingest.offload import DecoderProcess
 from ingest.pipeline import IngestStats
 from ingest.records import EVENT_KINDS, Event
+from storage.areas import index_complete_days
 from storage.database import Database, redact
 from storage.events import find_events, load_matches
 from storage.queries import busiest_vessels, table_counts
@@ -114,6 +116,25 @@ async def _migrate(settings: Settings) -> None:
         assert report is not None
         applied = ", ".join(report.applied) or "nothing to do"
         typer.echo(f"schema version {report.current} ({report.flavour}) on {redact(db.url)}: {applied}")
+
+
+@app.command()
+def maintain(config: ConfigOption = None) -> None:
+    """Index the complete days by area, for `vessels --in` (the service does it every hour)."""
+    try:
+        settings = _settings(config)
+        made = _run(_maintain(settings))
+    except AiswatchError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"indexed {len(made)} partition(s) by area" + (f": {', '.join(made)}" if made else ""))
+
+
+async def _maintain(settings: Settings) -> list[str]:
+    async with open_database(settings) as db:
+        if db.flavour != "native":
+            return []
+        async with await psycopg.AsyncConnection.connect(db.url, autocommit=True) as conn:
+            return await index_complete_days(conn, datetime.now(UTC).date())
 
 
 @app.command()

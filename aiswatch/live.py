@@ -59,6 +59,7 @@ from ingest.sources.live import Chunk, SourceState, pause_before_reconnect
 from ingest.sources.mqtt import MqttOptions, mqtt_chunks
 from ingest.sources.tcp import tcp_chunks
 from ingest.sources.udp import udp_chunks
+from storage.areas import keep_indexed
 from storage.database import Database
 from storage.spool import Spool
 from storage.writer import RecordWriter, WriterStopped
@@ -294,6 +295,8 @@ async def run_service(
                     group.create_task(service.alerts.run(stop), name="alerts")
                 if service.detection is not None:  # a candidate detector leader
                     group.create_task(service.detection.run(db.url, stop), name="detectors")
+                if db.flavour == "native":  # complete days indexed for area questions, hourly
+                    group.create_task(keep_indexed(db.url, stop), name="areas")
                 if started is not None:
                     started(service)
                 log.info("aiswatch: running %d sources", len(sources))

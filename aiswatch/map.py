@@ -59,7 +59,7 @@ def mount_map(app: FastAPI) -> None:
     async def map_page(request: Request) -> Response:
         token = request.query_params.get("token")
         if token is not None:
-            async with request.app.state.db.pool.connection() as conn:
+            async with request.app.state.reads.connection() as conn:
                 valid = await check_token(conn, token)
             if valid is None:
                 raise HTTPException(401, "that token is not valid (see `aiswatch api token create`)")

@@ -4,7 +4,8 @@ Builds a synthetic history in a fresh database: the project's SYNTHETIC
 scenario (aiswatch/scenario.py, through the real ingest with the detectors:
 the watched ships, their port calls and dark gaps) plus ``--vessels`` other
 vessels over ``--days`` days, generated here as Position records (random
-voyages across the region, 5 % of them lingering in Vostochny's zone) and
+voyages across the region, 50 of them lingering in Vostochny's zone at every
+size) and
 written in time order with binary COPY into the partitions, until the table holds
 ``--positions`` rows. 100 of the synthetic vessels are added to the
 watchlist matches as identified. Then, ``--repeat`` times each, it measures
@@ -14,7 +15,9 @@ p50 and p95 of:
 * 30 days of port calls at one port (storage.events.find_events);
 * the vessels inside Vostochny's zone over one day (storage.vessels.vessels_in);
 * the last positions of the 100 watched ships (storage.vessels.last_positions);
-* the same 7-day track through the HTTP API (``aiswatch api`` on a free port, httpx, GeoJSON).
+* the same 7-day track through the HTTP API (``aiswatch api`` on a free port, httpx, GeoJSON),
+  against the same track rendered as GeoJSON directly, and ``/health`` (the
+  HTTP round trip's floor: no token, ``SELECT 1``) beside it.
 
 and the storage bytes per million positions (table and indexes). The
 reporting rate follows from the sizes: ``vessels x days x 86,400 /
@@ -45,13 +48,16 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psycopg
 
 from aiswatch.areas import parse_area
 from aiswatch.config import Settings
-from aiswatch.history import track_query
+from aiswatch.exports import TrackFormat, render
+from aiswatch.history import track_query, track_title
 from aiswatch.scenario import SCENARIO_START, write_scenario
 from aiswatch.service import ingest_paths, new_detection, open_database
 from storage.admin import create_database, drop_database
+from storage.areas import index_complete_days
 from storage.database import Database
 from storage.events import find_events
 from storage.tracks import TrackQuery, track
@@ -62,6 +68,9 @@ REPO = Path(__file__).resolve().parents[1]
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 START = SCENARIO_START - timedelta(days=30)
 VOSTOCHNY = (133.06, 42.745)
+#: Vessels that stay in Vostochny's zone, at every size: the area question's
+#: answer keeps its size while the table grows (passing traffic grows with it).
+LINGERING = 50
 
 
 def synthetic_rows(vessels: int, days: int, positions: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
@@ -72,7 +81,7 @@ def synthetic_rows(vessels: int, days: int, positions: int, seed: int = 7) -> It
     steps = max(2, positions // vessels)
     step_s = days * 86_400 / steps
     mmsis = np.arange(vessels) + 200_000_000
-    lingering = np.arange(vessels) % 20 == 0
+    lingering = np.arange(vessels) < LINGERING
     lon = np.where(lingering, VOSTOCHNY[0], rng.uniform(128, 135, vessels))
     lat = np.where(lingering, VOSTOCHNY[1], rng.uniform(40, 45, vessels))
     course = rng.uniform(0, 360, vessels)
@@ -135,15 +144,13 @@ async def measure(url: str, data_dir: Path, args: argparse.Namespace) -> dict[st
         began = time.perf_counter()
         await fill(db, synthetic_rows(args.vessels, args.days, args.positions), args.days)
         fill_s = time.perf_counter() - began
-        async with db.pool.connection() as conn:
-            count, size = await (
-                await conn.execute(
-                    "SELECT (SELECT count(*) FROM positions),"
-                    " (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits"
-                    "  WHERE inhparent = 'positions'::regclass)"
-                )
-            ).fetchone() or (0, 0)
-            await conn.rollback()
+        count, size = await table_size(db)
+        # what the service does every hour: complete days indexed by area (storage/areas.py)
+        began = time.perf_counter()
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            await index_complete_days(conn, datetime.now(UTC).date())
+        index_s = time.perf_counter() - began
+        _, size_indexed = await table_size(db)
         week = TrackQuery((200_000_042,), START + timedelta(days=20), START + timedelta(days=27))
         _, zone = parse_area("Vostochny")
         day = START + timedelta(days=30)
@@ -154,6 +161,15 @@ async def measure(url: str, data_dir: Path, args: argparse.Namespace) -> dict[st
                 n = sum([1 async for _ in track(conn, query)])
                 await conn.rollback()
                 return n
+
+        async def geojson_track() -> int:  # the same, answered as the API answers it: GeoJSON text
+            async with db.pool.connection() as conn:
+                vessel, since, until = str(week.mmsis[0]), week.since, week.until
+                found, query = await track_query(conn, vessel, since, until, tolerance_m=0)
+                pieces = render(track(conn, query), TrackFormat.geojson, track_title(found, query))
+                text = "".join([piece async for piece in pieces])
+                await conn.rollback()
+                return len(text)
 
         async def port_calls() -> Any:
             async with db.pool.connection() as conn:
@@ -170,6 +186,7 @@ async def measure(url: str, data_dir: Path, args: argparse.Namespace) -> dict[st
 
         results: dict[str, Any] = {
             "track_7d": await timed(args.repeat, read_track),
+            "track_7d_geojson": await timed(args.repeat, geojson_track),
             "port_calls_30d": await timed(args.repeat, port_calls),
             "vessels_in_zone_1d": await timed(args.repeat, in_zone),
             "last_positions_100": await timed(args.repeat, watched),
@@ -178,11 +195,31 @@ async def measure(url: str, data_dir: Path, args: argparse.Namespace) -> dict[st
         results["vessels_in_zone_1d_found"] = len(await in_zone())
         results["last_positions_found"] = len(await watched())
     results["track_7d_api"] = await api_track(url, data_dir, week, args.repeat)
-    per_million = round(float(size) / count * 1e6)
-    return {"positions": count, "fill_s": round(fill_s, 1), "bytes_per_million": per_million, **results}
+    results["api_over_direct_geojson_p50"] = round(
+        results["track_7d_api"]["p50_ms"] / results["track_7d_geojson"]["p50_ms"], 2
+    )
+    return {
+        "positions": count, "fill_s": round(fill_s, 1), "area_index_s": round(index_s, 1),
+        "bytes_per_million": round(float(size) / count * 1e6),
+        "bytes_per_million_with_area_index": round(float(size_indexed) / count * 1e6), **results,
+    }  # fmt: skip
 
 
-async def api_track(url: str, data_dir: Path, week: TrackQuery, repeat: int) -> dict[str, float]:
+async def table_size(db: Database) -> tuple[int, int]:
+    """Rows of ``positions`` and the bytes of its partitions with their indexes."""
+    async with db.pool.connection() as conn:
+        count, size = await (
+            await conn.execute(
+                "SELECT (SELECT count(*) FROM positions),"
+                " (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits"
+                "  WHERE inhparent = 'positions'::regclass)"
+            )
+        ).fetchone() or (0, 0)
+        await conn.rollback()
+    return int(count), int(size)
+
+
+async def api_track(url: str, data_dir: Path, week: TrackQuery, repeat: int) -> dict[str, Any]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -211,7 +248,10 @@ async def api_track(url: str, data_dir: Path, week: TrackQuery, repeat: int) -> 
                 answer = await client.get(f"/api/v1/vessels/{week.mmsis[0]}/track", params=params, timeout=60)
                 answer.raise_for_status()
 
-            return await timed(repeat, ask)
+            async def health() -> None:  # the floor: an HTTP round trip and SELECT 1, no token
+                (await client.get("/health")).raise_for_status()
+
+            return {**await timed(repeat, ask), "health": await timed(repeat, health)}
     finally:
         server.terminate()
         server.wait(timeout=30)

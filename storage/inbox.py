@@ -27,6 +27,7 @@ import psycopg
 from detectors.periods import SPLIT_GAP
 from ingest.batch import PositionBatch
 from ingest.records import Position, StaticReport
+from storage.database import int_array
 from storage.writer import POSITION_FIELDS
 
 CHANNEL: Final = "aiswatch_inbox"
@@ -60,12 +61,6 @@ def _spans(times_us: npt.NDArray[np.int64]) -> tuple[list[int], list[int]]:
     starts = np.concatenate([ordered[:1], ordered[cuts + 1]])
     ends = np.concatenate([ordered[cuts], ordered[-1:]])
     return starts.tolist(), ends.tolist()
-
-
-def _array(values: Iterable[int]) -> str:
-    """A PostgreSQL array literal: psycopg's array dumper costs tens of
-    milliseconds for a batch's thousand vessels, this a fraction of one."""
-    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _micros(times: Iterable[datetime]) -> Iterator[int]:
@@ -109,8 +104,8 @@ class InboxHook:
             " aiswatch_micros_to_ts(%s::bigint[]), aiswatch_micros_to_ts(%s::bigint[]),"
             " aiswatch_micros_to_ts(%s::bigint[])) RETURNING seq",
             (
-                _array(vessels.tolist()), _array(first_us.tolist()), _array(static_first),
-                _array(_micros(static_first.values())), _array(starts), _array(ends),
+                int_array(vessels.tolist()), int_array(first_us.tolist()), int_array(static_first),
+                int_array(_micros(static_first.values())), int_array(starts), int_array(ends),
             ),
         )  # fmt: skip
         row = await cur.fetchone()
@@ -218,7 +213,7 @@ async def read_statics(
     cur = await conn.execute(
         f"SELECT {STATIC_FIELDS} FROM unnest(%s::integer[], aiswatch_micros_to_ts(%s::bigint[])) f(m, t)"
         " JOIN vessel_static ON mmsi = f.m AND valid_from >= f.t ORDER BY mmsi, valid_from",
-        (_array(since), _array(_micros(since.values()))),  # literals: see _array
+        (int_array(since), int_array(_micros(since.values()))),  # literals: see _array
     )
     return [StaticReport(*row) for row in await cur.fetchall()]
 

@@ -46,7 +46,7 @@ def partition_name(day: date, end: date | None = None) -> str:
     return f"positions_p{day:%Y%m%d}_{end:%Y%m%d}"
 
 
-def _span_of(name: str) -> Span | None:
+def span_of(name: str) -> Span | None:
     """The span a partition's name says, or None for a name that is not ours."""
     if not name.startswith("positions_p"):
         return None
@@ -106,7 +106,7 @@ class PartitionManager:
                    WHERE p.relname = 'positions'"""
             )
         ).fetchall()
-        spans = sorted(span for (name,) in rows if (span := _span_of(name)) is not None)
+        spans = sorted(span for (name,) in rows if (span := span_of(name)) is not None)
         self._starts = [start for start, _ in spans]
         self._ends = [end for _, end in spans]
 

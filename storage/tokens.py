@@ -72,12 +72,13 @@ async def check_token(conn: psycopg.AsyncConnection[Any], token: str) -> str | N
     digest = token_hash(token)
     row = await (
         await conn.execute(
-            "SELECT name, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'"
-            " FROM api_tokens WHERE token_hash = %s AND revoked_at IS NULL",
-            (digest,),
+            # one statement (one round trip on the API's autocommit connections)
+            "WITH found AS (SELECT name, last_used_at IS NULL OR last_used_at < now() - interval '1 minute'"
+            " AS stale FROM api_tokens WHERE token_hash = %(hash)s AND revoked_at IS NULL),"
+            " touched AS (UPDATE api_tokens SET last_used_at = now() WHERE token_hash = %(hash)s"
+            " AND (SELECT stale FROM found)) SELECT name FROM found",
+            {"hash": digest},
         )
     ).fetchone()
-    if row is not None and row[1]:
-        await conn.execute("UPDATE api_tokens SET last_used_at = now() WHERE token_hash = %s", (digest,))
     await conn.commit()
     return None if row is None else str(row[0])

@@ -110,13 +110,13 @@ async def dark_intervals(
 async def raw_fixes(
     conn: psycopg.AsyncConnection[Any], query: TrackQuery, *, batch: int = 5000
 ) -> AsyncIterator[tuple[Any, ...]]:
-    """The stored fixes in time order, through a server-side cursor (in the
-    connection's transaction: the caller ends it)."""
+    """The stored fixes in time order, streamed ``batch`` rows at a time in
+    one query (libpq's chunked mode: no server-side cursor to declare, fetch
+    and close, and no transaction needed; a year never held in memory). The
+    connection serves nothing else until the stream ends."""
     args = {"mmsis": list(query.mmsis), "since": query.since, "until": query.until}
-    async with conn.cursor(name="aiswatch_track") as cur:
-        cur.itersize = batch
-        await cur.execute(_FIXES, args)
-        async for row in cur:
+    async with conn.cursor() as cur:
+        async for row in cur.stream(_FIXES, args, size=batch):
             yield row
 
 

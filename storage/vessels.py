@@ -21,6 +21,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from ingest.errors import AiswatchError
+from storage.areas import cells_of
+from storage.database import int_array
 
 #: Match levels of the watchlist that name a watched ship.
 WATCHED_LEVELS: Final = ("identified", "probable")
@@ -160,11 +162,22 @@ async def vessels_in(
     west, south, east, north = area.bounds
     shapely.prepare(area)
     found: dict[int, list[Any]] = {}
+    cells = cells_of(west, south, east, north)
+    # the cells the box covers: complete days are indexed by them (storage/areas.py)
+    by_cell = "" if cells is None else " AND aiswatch_cell(lat, lon) = ANY(%s::integer[])"
     async with conn.transaction(), conn.cursor(name="aiswatch_in_area") as cur:
         await cur.execute(
             "SELECT mmsi, ts, lon, lat FROM positions WHERE ts >= %s AND ts < %s"
-            " AND lat BETWEEN %s AND %s AND lon BETWEEN %s AND %s",
-            (since, until, south, north, west, east),
+            f" AND lat BETWEEN %s AND %s AND lon BETWEEN %s AND %s{by_cell}",
+            (
+                since,
+                until,
+                south,
+                north,
+                west,
+                east,
+                *([] if cells is None else [int_array(cells)]),
+            ),
         )
         while rows := await cur.fetchmany(batch):
             xy = np.array([(row[2], row[3]) for row in rows], dtype=np.float64)

@@ -1,0 +1,12 @@
+-- Which vessels were in an area: positions by grid cell.
+--
+-- A cell is a tenth of a degree of latitude by a tenth of longitude (about
+-- 11 km by 6 km here). Once a day's partition is complete (no longer today),
+-- the service indexes its positions by (cell, time) (storage/partitions.py,
+-- index_areas), so that "who was in Vostochny's zone that day" reads the few
+-- cells around the zone instead of the whole day. Writing is not slowed: the
+-- index is built once per partition, not kept up row by row while the day
+-- is live (a backfill into an indexed day does pay for it).
+CREATE FUNCTION aiswatch_cell(lat double precision, lon double precision) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT (floor(lat * 10)::integer + 900) * 3601 + (floor(lon * 10)::integer + 1800) $$;
