@@ -85,3 +85,27 @@ def test_how_a_stream_is_chunked_changes_nothing(real_lines: list[bytes], data: 
     assert whole.take() == chunked.take()
     assert whole.stats.malformed == chunked.stats.malformed
     assert accounted(chunked)
+
+
+@given(
+    st.lists(
+        st.binary(max_size=40)
+        | st.sampled_from([b"!AIVDM,1,1,,A,15M67FC000G?ufbE`FepT@3n00Sa,0*5C", b"", b"\r\n", b"a\rb"]),
+        max_size=20,
+    ),
+    st.integers(1, 50),
+)
+def test_many_messages_split_as_each_alone(messages: list[bytes], max_line_bytes: int) -> None:
+    from ingest.lines import split_message, split_messages
+
+    assert split_messages(messages, max_line_bytes=max_line_bytes) == [
+        line for message in messages for line in split_message(message, max_line_bytes=max_line_bytes)
+    ]
+
+
+@given(st.binary(max_size=60), st.integers(1, 50))
+def test_one_message_splits_as_the_splitter_does(data: bytes, max_line_bytes: int) -> None:
+    from ingest.lines import LineSplitter, split_message
+
+    splitter = LineSplitter(max_line_bytes=max_line_bytes)
+    assert split_message(data, max_line_bytes=max_line_bytes) == splitter.feed(data) + splitter.flush()

@@ -21,12 +21,12 @@ its own object and queue entry, and each acknowledgement is a ``send``. Here:
 
 - the socket is read 64 KiB at a time (:class:`BufferedSocket`) and paho's
   small reads are served from memory;
-- :class:`FastReceiver` replaces aiomqtt's reader and takes up to
-  ``PACKETS_PER_TURN`` packets per turn: a PUBLISH whole in the buffer it
-  parses itself (paho would read it in three or more pieces and build a
-  message object, MQTT 5 properties and a debug line for it), anything else
-  paho reads; payloads go, with packet id and QoS, into a list the consumer
-  takes whole;
+- :class:`FastReceiver` replaces aiomqtt's reader: every PUBLISH whole in
+  the buffer it parses itself, in one loop over the buffer (paho would read
+  each in three or more pieces and build a message object, MQTT 5 properties
+  and a debug line for it), anything else paho reads, up to
+  ``PACKETS_PER_TURN`` rounds a turn; payloads go, with packet id and QoS,
+  into a list the consumer takes whole;
 - acknowledgements are one write of concatenated PUBACK packets.
 
 It also does flow control. The MQTT 5 receive maximum bounds what a broker
@@ -34,7 +34,7 @@ sends ahead of our acknowledgements, but it is the broker's to honour (an
 earlier measurement saw Mosquitto 2.0.11 queue 110,000 unacknowledged messages
 with a maximum of 2,000; a later one saw it keep to 10,000). So the reader
 also stops reading while ``QUEUE_HIGH`` messages wait to be taken (checked
-every ``PACKETS_PER_TURN`` packets), and TCP then holds the broker back.
+every turn), and TCP then holds the broker back.
 
 aiomqtt exposes none of this: it goes through its paho client (``_client``,
 the ``on_socket_open`` callback, ``_handle_publish``, ``_packet_queue``,
@@ -51,13 +51,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import time
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any, Literal, Protocol
 
 import aiomqtt
+import numpy as np
 import paho.mqtt.client
 from paho.mqtt.client import PUBACK, MQTTv5
 from paho.mqtt.enums import MQTTErrorCode
@@ -96,6 +96,56 @@ def _variable_int(data: bytes | bytearray, position: int) -> tuple[int, int] | N
     return None
 
 
+def take_publishes(buffer: bytes, position: int, into: list[Received], mqtt5: bool) -> int:
+    """Parse every whole PUBLISH at QoS 0 or 1 in ``buffer`` from
+    ``position`` on, adding (payload, packet id, QoS) to ``into``, up to the
+    first packet that is not one or not whole; where that one starts. One
+    loop, written out (this is every live message): lengths below 128, the
+    common case, are one byte."""
+    end = len(buffer)
+    while position < end:
+        first = buffer[position]
+        if first >> 4 != 3 or first & 6 == 4:  # not a PUBLISH, or at QoS 2 (never subscribed to)
+            break
+        length = buffer[position + 1] if position + 1 < end else 0x80
+        start = position + 2
+        if length >= 0x80:
+            remaining = _variable_int(buffer, position + 1)
+            if remaining is None:
+                break
+            length, start = remaining
+        packet_end = start + length
+        if packet_end > end:
+            break
+        at = start + 2 + (buffer[start] << 8 | buffer[start + 1])  # after the topic
+        mid = 0
+        if first & 6:  # QoS 1: the packet id
+            mid = buffer[at] << 8 | buffer[at + 1]
+            at += 2
+        if mqtt5:  # the properties: their length, then that many bytes
+            properties = buffer[at]
+            if properties < 0x80:
+                at += 1 + properties
+            else:
+                found = _variable_int(buffer, at)
+                if found is None:
+                    raise ValueError("malformed PUBLISH: properties length")
+                at = found[1] + found[0]
+        into.append((buffer[at:packet_end], mid, (first >> 1) & 3))
+        position = packet_end
+    return position
+
+
+def _variable_bytes(value: int) -> bytes:
+    """``value`` as MQTT's variable byte integer."""
+    out = bytearray()
+    while True:
+        value, byte = value >> 7, value & 0x7F
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 class BufferedSocket:
     """The broker's socket, read ``RECV_BYTES`` at a time. ``pending()``
     (which paho asks of TLS sockets too) is what is buffered; everything else
@@ -118,21 +168,13 @@ class BufferedSocket:
         self._position = min(start + size, len(self._buffer))
         return self._buffer[start : self._position]
 
-    def publish_packet(self) -> tuple[int, bytes] | None:
-        """The next packet, taken, if it is a whole PUBLISH at QoS 0 or 1
-        in the buffer: (its first byte, its body). None otherwise (paho reads it)."""
-        buffer, start = self._buffer, self._position
-        end = len(buffer)
-        if start >= end or buffer[start] >> 4 != 3 or (buffer[start] >> 1) & 3 == 2:
-            return None
-        remaining = _variable_int(buffer, start + 1)
-        if remaining is None:
-            return None
-        length, position = remaining
-        if position + length > end:
-            return None
-        self._position = position + length
-        return buffer[start], buffer[position : position + length]
+    def publish_packets(self, into: list[Received], mqtt5: bool) -> int:
+        """Every whole PUBLISH at QoS 0 or 1 from here on in the buffer, taken
+        (:func:`take_publishes`), up to the first packet that is not one
+        (paho reads that). How many were taken."""
+        before = len(into)
+        self._position = take_publishes(self._buffer, self._position, into, mqtt5)
+        return len(into) - before
 
     def pending(self) -> int:
         inner = self._socket.pending() if hasattr(self._socket, "pending") else 0
@@ -356,23 +398,12 @@ class FastReceiver:
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _publish(self, command: int, packet: bytes | bytearray) -> None:
-        """A PUBLISH at QoS 0 or 1, parsed here: paho would build a message
-        object, MQTT 5 properties and a debug line for each."""
-        qos = (command >> 1) & 3
-        position = 2 + int.from_bytes(packet[:2], "big")  # after the topic
-        mid = 0
-        if qos:
-            mid = int.from_bytes(packet[position : position + 2], "big")
-            position += 2
-        if self._mqtt5:  # skip the properties: their length, then that many bytes
-            properties = _variable_int(packet, position)
-            if properties is None:
-                raise ValueError("malformed PUBLISH: properties length")
-            length, position = properties
-            position += length
+        """A PUBLISH at QoS 0 or 1 that paho read, parsed here: paho would
+        build a message object, MQTT 5 properties and a debug line for each."""
         if not self.received:
             self._arrived.set()
-        self.received.append((bytes(packet[position:]), mid, qos))
+        whole = bytes([command]) + _variable_bytes(len(packet)) + bytes(packet)  # as it came
+        take_publishes(whole, 0, self.received, self._mqtt5)
 
     def _opened(self, paho: Any, userdata: Any, sock: Any) -> None:
         """paho's callback, from the thread aiomqtt connects in, before CONNECT is sent."""
@@ -406,11 +437,16 @@ class FastReceiver:
             return
         try:
             for _ in range(PACKETS_PER_TURN):
-                # A whole PUBLISH in the buffer, paho not in the middle of a packet: ours.
-                packet = sock.publish_packet() if paho._in_packet["command"] == 0 else None
-                if packet is not None:
-                    self._publish(*packet)
-                elif paho.loop_read() != 0:
+                # The whole PUBLISH packets in the buffer, paho not in the middle of a packet: ours.
+                if paho._in_packet["command"] == 0:
+                    waiting = len(self.received)
+                    if sock.publish_packets(self.received, self._mqtt5):
+                        if not waiting:
+                            self._arrived.set()
+                        if not sock.pending():
+                            break
+                        continue
+                if paho.loop_read() != 0:  # another packet, or one in pieces: paho reads it
                     return
                 if not sock.pending():
                     break
@@ -461,10 +497,12 @@ class FastReceiver:
         paho = self.client._client
         if paho.socket() is not self.socket or not paho.is_connected():
             return
-        packets = b"".join(_PUBACK.pack(PUBACK, 2, mid) for _, mid, qos in batch if qos == 1)
-        if packets:
-            paho._packet_queue(PUBACK, packets, 0, 0)
+        mids = [mid for _, mid, qos in batch if qos == 1]
+        if mids:  # the PUBACK packets, one array of them
+            packets = np.empty(len(mids), _PUBACK)
+            packets["type"], packets["length"], packets["mid"] = PUBACK, 2, mids
+            paho._packet_queue(PUBACK, packets.tobytes(), 0, 0)
 
 
 #: A PUBACK: type, remaining length 2, packet id (MQTT 5 allows leaving out the "success" reason code).
-_PUBACK = struct.Struct("!BBH")
+_PUBACK = np.dtype([("type", "u1"), ("length", "u1"), ("mid", ">u2")])

@@ -52,7 +52,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.jsonfeeds import FeedError, aiscatcher_lines, aiscatcher_record
-from ingest.lines import split_message
+from ingest.lines import split_message, split_messages
 from ingest.records import Position
 from ingest.retry import FEED
 from ingest.sources.broker_reader import (
@@ -176,13 +176,20 @@ async def _leave(
     log.info("%s: left the shared group (%d messages taken while leaving)", state.name, taken)
 
 
+#: First bytes of a payload that is NMEA for certain ("!AIVDM", a tag block "\\"), not JSON.
+_NMEA_STARTS: Final = frozenset({b"!", b"\\", b"$"})
+
+
 def payload_chunk(payloads: list[bytes], received: float) -> Chunk:
     """MQTT payloads as one chunk: NMEA lines, tag-blocked JSON sentences, or records."""
     chunk = Chunk(received)
+    if all(payload[:1] in _NMEA_STARTS for payload in payloads):  # NMEA only, the common feed
+        chunk.lines = split_messages(payloads)  # bounded lines; blank ones counted
+        return chunk
     for payload in payloads:
         body = payload.lstrip()
         if not body.startswith((b"{", b"[")):
-            chunk.lines += split_message(payload)  # bounded lines; blank ones counted
+            chunk.lines += split_message(payload)
             continue
         try:
             doc = json.loads(body)
