@@ -136,7 +136,7 @@ async def timed(repeat: int, question: Callable[[], Awaitable[Any]]) -> dict[str
 
 async def measure(url: str, data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(database_url=url, data_dir=data_dir)
-    settings.storage.timescaledb = "off"
+    settings.storage.timescaledb = "on" if args.timescaledb else "off"
     scenario = data_dir / "scenario.nmea"
     write_scenario(scenario)
     async with open_database(settings) as db:
@@ -195,6 +195,15 @@ async def measure(url: str, data_dir: Path, args: argparse.Namespace) -> dict[st
         results["vessels_in_zone_1d_found"] = len(await in_zone())
         results["last_positions_found"] = len(await watched())
     results["track_7d_api"] = await api_track(url, data_dir, week, args.repeat)
+    if args.timescaledb:  # every chunk compressed, as the policy would once they are old enough
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            began = time.perf_counter()
+            await conn.execute(
+                "SELECT compress_chunk(c, if_not_compressed => true) FROM show_chunks('positions') c"
+            )
+            results["compress_s"] = round(time.perf_counter() - began, 1)
+            row = await (await conn.execute("SELECT hypertable_size('positions')")).fetchone()
+            results["bytes_per_million_compressed"] = round(float(row[0] if row else 0) / count * 1e6)
     results["api_over_direct_geojson_p50"] = round(
         results["track_7d_api"]["p50_ms"] / results["track_7d_geojson"]["p50_ms"], 2
     )
@@ -264,6 +273,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--database-url", default=LOCAL_URL)
+    parser.add_argument(
+        "--timescaledb", action="store_true",
+        help="a hypertable (the server must preload TimescaleDB); also reports the size compressed",
+    )  # fmt: skip
     args = parser.parse_args()
     name = f"aiswatch_bench_{uuid.uuid4().hex[:8]}"
     url = create_database(args.database_url, name)
