@@ -292,7 +292,8 @@ def main() -> None:
         **result,
     }
     print(json.dumps(result, indent=2))
-    out = REPO / "bench" / "results" / f"queries-{args.positions}.json"
+    suffix = "-timescaledb" if args.timescaledb else ""
+    out = REPO / "bench" / "results" / f"queries-{args.positions}{suffix}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
 
 
