@@ -474,7 +474,7 @@ class DetectorEngine:
             imo = track.identity.get("imo") or w.match.entry.imo
             for event_id in ids:
                 event = track.events[event_id]
-                ready = replace(event, vessel=w.match.entry.name, imo=imo) if event.vessel == "" else event
+                ready = event.named(w.match.entry.name, imo) if event.vessel == "" else event
                 if self.committed.get(event_id) != ready:
                     out.append(ready)
             track.dirty = set()

@@ -125,3 +125,14 @@ class Event:
     def __post_init__(self) -> None:
         ident = f"{self.mmsi}|{self.kind}|{self.start.isoformat()}|{self.key}"
         object.__setattr__(self, "id", hashlib.blake2b(ident.encode(), digest_size=12).hexdigest())
+
+    def named(self, vessel: str, imo: int | None) -> Event:
+        """This event under a watchlist entry's name and IMO. Its identity
+        does not change, so it is copied, not made again (``replace`` would
+        hash it anew: the detectors name every revision they report)."""
+        named = object.__new__(Event)
+        for name in Event.__slots__:
+            object.__setattr__(named, name, getattr(self, name))
+        object.__setattr__(named, "vessel", vessel)
+        object.__setattr__(named, "imo", imo)
+        return named

@@ -463,3 +463,16 @@ def test_one_batch_of_a_live_feed_and_an_archive_keeps_their_periods_apart() -> 
     run.batch(positions, statics, now=now)  # one batch, both eras
     spans = run.engine.periods.spans
     assert len(spans) == 2 and spans[0][1] < now - timedelta(days=365)
+
+
+def test_an_event_named_for_its_watchlist_entry_is_the_replaced_one() -> None:
+    from dataclasses import replace
+
+    from ingest.records import Event
+
+    event = Event(
+        kind="dark_gap", mmsi=273_100_001, start=datetime(2024, 3, 1, tzinfo=UTC), details={"gap_h": 9.5}
+    )
+    named = event.named("LADY R", 9_161_003)
+    assert named == replace(event, vessel="LADY R", imo=9_161_003)
+    assert (named.id, named.vessel, named.imo, event.vessel) == (event.id, "LADY R", 9_161_003, "")
