@@ -70,6 +70,12 @@ class Presence:
     fixes: int
 
 
+async def _has_cells(conn: psycopg.AsyncConnection[Any]) -> bool:
+    cur = await conn.execute("SELECT to_regprocedure('aiswatch_cell(double precision, double precision)')")
+    row = await cur.fetchone()
+    return row is not None and row[0] is not None
+
+
 async def _column(conn: psycopg.AsyncConnection[Any], query: str, *args: Any) -> list[Any]:
     return [row[0] for row in await (await conn.execute(query, args)).fetchall()]
 
@@ -163,6 +169,8 @@ async def vessels_in(
     shapely.prepare(area)
     found: dict[int, list[Any]] = {}
     cells = cells_of(west, south, east, north)
+    if cells is not None and not await _has_cells(conn):  # a schema from before migration 0009
+        cells = None
     # the cells the box covers: complete days are indexed by them (storage/areas.py)
     by_cell = "" if cells is None else " AND aiswatch_cell(lat, lon) = ANY(%s::integer[])"
     async with conn.transaction(), conn.cursor(name="aiswatch_in_area") as cur:

@@ -118,3 +118,18 @@ def test_aiswatch_maintain_indexes_and_says_so(scenario_copy: str) -> None:
     assert "indexed" in done.stdout and "positions_p2024" in done.stdout
     again = aiswatch(scenario_copy, "maintain")
     assert again.returncode == 0 and again.stdout.strip() == "indexed 0 partition(s) by area"
+
+
+def test_a_schema_from_before_the_cells_still_answers(scenario_copy: str) -> None:
+    before, _ = asyncio.run(_in_area(scenario_copy))
+    with psycopg.connect(scenario_copy, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION aiswatch_cell(double precision, double precision)")
+    _, area = parse_area("Vostochny")
+    since = datetime(2024, 3, 1, tzinfo=UTC)
+
+    async def ask() -> list[tuple[object, ...]]:
+        async with await psycopg.AsyncConnection.connect(scenario_copy) as conn:
+            found = await vessels_in(conn, area, since, since + timedelta(days=40))
+        return [(p.mmsi, p.first, p.last, p.fixes) for p in found]
+
+    assert asyncio.run(ask()) == before
