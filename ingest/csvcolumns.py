@@ -41,6 +41,8 @@ def numbers(cells: Sequence[str]) -> tuple[Floats, Mask]:
     they read; empty cells are the common "not available" and stay fast."""
     text = np.array(cells, dtype=str)
     try:
+        if "\x00" in "".join(cells):  # NumPy's text drops trailing NULs, which float() refuses
+            raise ValueError("a NUL character")
         return np.where(text == "", "nan", text).astype(np.float64), np.ones(len(cells), np.bool_)
     except ValueError:  # a word somewhere: cell by cell
         read = [_cell(c) for c in cells]

@@ -404,6 +404,19 @@ class CsvDecoder:
             return
         heading = _small_int(cell.get("heading", ""), "heading")
         crc = crc32("\x1f".join(cell.values()).encode())
+        raw_status = cell.get("status", "")
+        if self.format is CsvFormat.dma:
+            status = _STATUSES.get(raw_status.strip().lower())
+        else:
+            status = _small_int(raw_status, "status")
+        position = Position(
+            ts, mmsi, msg_type, _measure(cell["lat"], "lat", 91.0), _measure(cell["lon"], "lon", 181.0),
+            _measure(cell.get("speed", ""), "speed", 102.3),
+            _measure(cell.get("course", ""), "course", 360.0),
+            None if heading is None or heading >= 511 else heading, status,
+            _float(cell.get("turn", ""), "ROT"), None, None, None, crc,
+        )  # fmt: skip
+        # a repeat only of a row read whole (one refused is refused again, not "already seen")
         key = (mmsi, ts, crc)
         if key in self._seen:
             self.stats.duplicate += 1
@@ -411,18 +424,7 @@ class CsvDecoder:
         self._seen[key] = None
         if len(self._seen) > MAX_SEEN_ROWS:
             del self._seen[next(iter(self._seen))]
-        raw_status = cell.get("status", "")
-        status = _STATUSES.get(raw_status.strip().lower()) if self.format is CsvFormat.dma else None
-        lat, lon = _measure(cell["lat"], "lat", 91.0), _measure(cell["lon"], "lon", 181.0)
-        self._positions.append(
-            Position(
-                ts, mmsi, msg_type, lat, lon, _measure(cell.get("speed", ""), "speed", 102.3),
-                _measure(cell.get("course", ""), "course", 360.0),
-                None if heading is None or heading >= 511 else heading,
-                status if self.format is CsvFormat.dma else _small_int(raw_status, "status"),
-                _float(cell.get("turn", ""), "ROT"), None, None, None, crc,
-            )
-        )  # fmt: skip
+        self._positions.append(position)
         self.stats.positions += 1
         self.stats.accepted += 1
         self._static(row, cell, ts, mmsi, msg_type)

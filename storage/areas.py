@@ -15,6 +15,7 @@ it did before).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from datetime import UTC, date, datetime
@@ -74,13 +75,17 @@ async def index_complete_days(conn: psycopg.AsyncConnection[Any], today: date) -
             if span is None or span[1] > today or valid:
                 continue
             index = sql.Identifier(f"{name}_cell")
-            if valid is False:
-                await conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(index))
-            await conn.execute(
-                sql.SQL("CREATE INDEX CONCURRENTLY {} ON {} (aiswatch_cell(lat, lon), ts)").format(
-                    index, sql.Identifier(name)
+            try:
+                if valid is False:  # an interrupted build's
+                    await conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(index))
+                await conn.execute(
+                    sql.SQL("CREATE INDEX CONCURRENTLY {} ON {} (aiswatch_cell(lat, lon), ts)").format(
+                        index, sql.Identifier(name)
+                    )
                 )
-            )
+            except psycopg.errors.DataError as exc:  # this partition's data; the others go on
+                log.warning("database: %s not indexed by area: %s", name, str(exc).strip().splitlines()[0])
+                continue
             made.append(name)
         if made:
             log.info(
@@ -93,13 +98,25 @@ async def index_complete_days(conn: psycopg.AsyncConnection[Any], today: date) -
 
 async def keep_indexed(url: str, stop: asyncio.Event, *, every_s: float = EVERY_S) -> None:
     """The service's task: :func:`index_complete_days` now and every
-    ``every_s`` until ``stop``; a failure is logged and tried again next time."""
+    ``every_s`` until ``stop``; a failure is logged and tried again next time.
+    ``stop`` cancels a build under way (the first run after an upgrade indexes
+    every past day, which can take long): the service's shutdown never waits
+    for it, and the next run builds that index again."""
     while not stop.is_set():
         try:
             async with await psycopg.AsyncConnection.connect(
                 url, autocommit=True, application_name="aiswatch-areas"
             ) as conn:
-                await index_complete_days(conn, datetime.now(UTC).date())
+                work = asyncio.ensure_future(index_complete_days(conn, datetime.now(UTC).date()))
+                stopping = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                stopping.cancel()
+                if not work.done():
+                    work.cancel()  # psycopg cancels the statement on the server
+                    with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                        await work
+                    return
+                work.result()
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.warning(

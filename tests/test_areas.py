@@ -19,7 +19,7 @@ from aiswatch.areas import parse_area
 from aiswatch.config import Settings
 from aiswatch.service import ingest_paths, open_database
 from storage.admin import create_database, drop_database
-from storage.areas import cell, cells_of, index_complete_days
+from storage.areas import cell, cells_of, index_complete_days, keep_indexed
 from storage.vessels import vessels_in
 from tests.history import aiswatch
 
@@ -133,3 +133,56 @@ def test_a_schema_from_before_the_cells_still_answers(scenario_copy: str) -> Non
         return [(p.mmsi, p.first, p.last, p.fixes) for p in found]
 
     assert asyncio.run(ask()) == before
+
+
+def test_positions_off_the_globe_have_no_cell_and_do_not_stop_the_index(scenario_copy: str) -> None:
+    with psycopg.connect(scenario_copy, autocommit=True) as conn:
+        cells = conn.execute(
+            "SELECT aiswatch_cell('NaN', 2), aiswatch_cell(1, '-Infinity'), aiswatch_cell(-1e300, 1),"
+            " aiswatch_cell(91, 0), aiswatch_cell(90, 180)"
+        ).fetchone()
+        assert cells == (None, None, None, None, cell(90, 180))
+        conn.execute(  # a day of 2024 in the scenario's partitions, with nonsense a source let through
+            "INSERT INTO positions (ts, mmsi, msg_type, lat, lon, payload_crc)"
+            " VALUES ('2024-03-05 12:00Z', 1, 1, 'NaN', 1, 1),"
+            " ('2024-03-05 12:01Z', 1, 1, -1e300, '-Infinity', 2)"
+        )
+
+    async def index() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(scenario_copy, autocommit=True) as conn:
+            return await index_complete_days(conn, TODAY)
+
+    made = asyncio.run(index())
+    with psycopg.connect(scenario_copy) as conn:
+        (holder,) = conn.execute(
+            "SELECT tableoid::regclass::text FROM positions WHERE mmsi = 1 LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+    assert holder in made
+
+
+def test_the_service_s_indexing_stops_with_the_service(scenario_copy: str) -> None:
+    """A build waiting on a lock (as one over a large day takes long) is
+    cancelled by the stop, and the next run builds it."""
+    with psycopg.connect(scenario_copy) as blocker:
+        (partition,) = blocker.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'positions'::regclass AND c.relname LIKE 'positions_p2024%' LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+        blocker.execute(f"LOCK TABLE {partition} IN SHARE UPDATE EXCLUSIVE MODE")  # held: the build waits
+
+        async def run_then_stop() -> None:
+            stop = asyncio.Event()
+            task = asyncio.create_task(keep_indexed(scenario_copy, stop))
+            await asyncio.sleep(2)
+            assert not task.done()  # waiting for the lock
+            stop.set()
+            await asyncio.wait_for(task, 30)  # without the cancel: for ever (the lock is held below)
+
+        asyncio.run(run_then_stop())
+        blocker.rollback()
+
+    async def index() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(scenario_copy, autocommit=True) as conn:
+            return await index_complete_days(conn, TODAY)
+
+    assert partition in asyncio.run(index())

@@ -48,7 +48,8 @@ def test_the_real_samples_read_alike_both_ways(shared_data: Path, sample: str) -
 ODD_CELLS = ["", " ", "Unknown", "nan", "NaN", "null", "inf", "-inf", "1e999", "north", " 12.5 ", "12.5",
              "511", "511.0", "91", "91.0", "-91", "181", "102.3", "360", "99999", "-99999", "0", "-0.0",
              "1_000", "\"5,5\"", "3.7", "17/09/2022 13:03:21", "yesterday", "Class A", "Class B",
-             "Base Station", "Moored", "1", "18", "219000001", "2023-01-11T00:00:00", "9307839"]  # fmt: skip
+             "Base Station", "Moored", "1", "18", "219000001", "2023-01-11T00:00:00", "9307839",
+             "43.1\x00", "\x0012.5", "70000"]  # fmt: skip
 
 
 @st.composite
@@ -85,3 +86,14 @@ def test_spoiled_rows_read_alike_both_ways(sample_lines: dict[str, list[bytes]],
         assert decode(lines, by_columns=True, chunk=chunk) == decode(lines, by_columns=False, chunk=chunk)
 
     check()
+
+
+def test_a_refused_row_repeated_is_refused_again_not_a_duplicate() -> None:
+    """Both readers: a row read to its end is remembered; one refused half-way
+    (a status beyond smallint) is not, so its repeat is refused too."""
+    header = b";mmsi;imo_nr;length;date_time_utc;lon;lat;sog;cog;true_heading;nav_status;message_nr"
+    row = b"0;257706000;9436161;48;2022-09-01 20:27:05;5.3068;60.3937;3.0;104.9;112;70000;1"
+    for by_columns in (True, False):
+        positions, _, ledger = decode([header, row, row], by_columns=by_columns)
+        assert positions == []
+        assert ledger[2] == 0 and ledger[4] == {"number": 2}

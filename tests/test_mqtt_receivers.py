@@ -146,3 +146,33 @@ async def test_aiomqtt_reading_the_socket_after_us_switches_to_public_apis(
     (warning,) = [w for w in warnings_of(caplog) if "socket reader" in w]
     assert warning.startswith("mq: aiomqtt's socket reader was not registered before ours; reconnecting")
     assert any("(public receiver)" in r.getMessage() for r in caplog.records)
+
+
+def _publish(
+    topic: bytes, payload: bytes, *, qos: int, mid: int = 7, properties: bytes | None = None
+) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic + (mid.to_bytes(2, "big") if qos else b"")
+    body += b"" if properties is None else bytes([len(properties)]) + properties
+    body += payload
+    return bytes([0x30 | qos << 1]) + broker_reader._variable_bytes(len(body)) + body
+
+
+def test_publish_packets_parse_and_malformed_ones_are_refused() -> None:
+    take = broker_reader.take_publishes
+    big = b"!" + b"x" * 300  # a remaining length of two bytes
+    stream = _publish(b"ais", b"!AIVDM,1", qos=1) + _publish(b"ais/t", big, qos=0) + b"\x40\x02\x00\x07"
+    out: list[tuple[bytes, int, int]] = []
+    end = take(stream, 0, out, False)
+    assert out == [(b"!AIVDM,1", 7, 1), (big, 0, 0)] and stream[end] == 0x40  # a PUBACK: paho's
+    out5: list[tuple[bytes, int, int]] = []
+    packet5 = _publish(b"ais", b"payload", qos=1, mid=9, properties=b"\x23\x00\x01")
+    assert take(packet5 + packet5[:5], 0, out5, True) == len(packet5)  # the second is not whole
+    assert out5 == [(b"payload", 9, 1)]
+    for broken, mqtt5 in [
+        (b"\x30\x00", False),  # no topic at all
+        (b"\x32\x03\x00\x01a", False),  # QoS 1 without its packet id
+        (b"\x30\x04\x00\x01a\x09", True),  # properties longer than the packet
+        (b"\x30\x05\x00\x09abc", False),  # a topic longer than the packet
+    ]:
+        with pytest.raises(ValueError, match="malformed PUBLISH"):
+            take(broken, 0, [], mqtt5)

@@ -117,12 +117,18 @@ def take_publishes(buffer: bytes, position: int, into: list[Received], mqtt5: bo
         packet_end = start + length
         if packet_end > end:
             break
+        if length < 2:
+            raise ValueError("malformed PUBLISH: no topic")
         at = start + 2 + (buffer[start] << 8 | buffer[start + 1])  # after the topic
         mid = 0
         if first & 6:  # QoS 1: the packet id
+            if at + 2 > packet_end:
+                raise ValueError("malformed PUBLISH: no packet id")
             mid = buffer[at] << 8 | buffer[at + 1]
             at += 2
         if mqtt5:  # the properties: their length, then that many bytes
+            if at >= packet_end:
+                raise ValueError("malformed PUBLISH: no properties length")
             properties = buffer[at]
             if properties < 0x80:
                 at += 1 + properties
@@ -131,6 +137,8 @@ def take_publishes(buffer: bytes, position: int, into: list[Received], mqtt5: bo
                 if found is None:
                     raise ValueError("malformed PUBLISH: properties length")
                 at = found[1] + found[0]
+        if at > packet_end:
+            raise ValueError("malformed PUBLISH: longer than its length")
         into.append((buffer[at:packet_end], mid, (first >> 1) & 3))
         position = packet_end
     return position
