@@ -41,14 +41,10 @@ STATIC_FIELDS: Final = (
 
 
 def oldest(records: Sequence[Position] | Sequence[StaticReport]) -> dict[int, datetime]:
-    """Each vessel's oldest event time in ``records``."""
-    return _oldest_of_ordered(sorted(records, key=_TS))
-
-
-def _oldest_of_ordered(ordered: Sequence[Position | StaticReport]) -> dict[int, datetime]:
-    """As :func:`oldest`, of records in time order (newest first in the
+    """Each vessel's oldest event time in ``records`` (newest first in the
     comprehension, so the oldest is written last: no lookup per record)."""
-    return {r.mmsi: r.ts for r in reversed(ordered)}
+    newest_first: list[Position | StaticReport] = sorted(records, key=_TS, reverse=True)
+    return {r.mmsi: r.ts for r in newest_first}
 
 
 def _spans(times_us: npt.NDArray[np.int64]) -> tuple[list[int], list[int]]:
