@@ -301,7 +301,7 @@ async def get_last_positions(request: Request) -> dict[str, Any]:
     return {"times": "UTC", "items": [last_position_json(p) for p in positions]}
 
 
-def make_api(settings: Settings, db: Database, reads: AsyncConnectionPool) -> FastAPI:
+def make_api(settings: Settings, reads: AsyncConnectionPool) -> FastAPI:
     """The API app: /health, the routes above, the map page; ``reads`` (see
     :func:`storage.database.read_pool`) answers the questions."""
     from aiswatch.map import mount_map  # noqa: PLC0415 - the map imports this module
@@ -311,7 +311,7 @@ def make_api(settings: Settings, db: Database, reads: AsyncConnectionPool) -> Fa
         summary="Historical AIS: tracks, voyages, port calls, events, vessels in an area. Times are UTC.",
         version="1",
     )
-    app.state.db, app.state.reads, app.state.settings = db, reads, settings
+    app.state.reads, app.state.settings = reads, settings
 
     @app.get("/health", summary="200 when the database answers")
     async def health() -> JSONResponse:
@@ -351,7 +351,7 @@ async def serve_api(settings: Settings, db: Database, stop: asyncio.Event) -> No
     await check_schema(db)
     async with read_pool(db.url) as reads:
         config = uvicorn.Config(
-            make_api(settings, db, reads), host=settings.api.host, port=settings.api.port,
+            make_api(settings, reads), host=settings.api.host, port=settings.api.port,
             log_level="warning", lifespan="off", access_log=False,
         )  # fmt: skip
         server = QuietServer(config)

@@ -276,7 +276,9 @@ class CsvDecoder:
         cells = [line.split(self._delimiter) for _, line in rows]
         whole = [i for i, (row, (_, line)) in enumerate(zip(cells, rows, strict=True))
                  if len(row) == self._width and '"' not in line]  # fmt: skip
-        at = dict.fromkeys(range(len(rows)), -1) | {i: j for j, i in enumerate(whole)}
+        at = [-1] * len(rows)  # each row's place among the rows of full width
+        for j, i in enumerate(whole):
+            at[i] = j
         fast = _Columns(self, [cells[i] for i in whole], latest) if whole and self.by_columns else None
         accepted: list[int] = []
         slow_before = len(self._positions)
@@ -530,8 +532,10 @@ class _Columns:
             self.status = np.where(np.isnan(status) | ~good, MISSING, status).astype(np.int64)
         self.good = good
         usable = np.where(good, 0, 1)  # integer casts of the rows not read here are never used
-        self.mmsis: list[int] = np.where(good, mmsi, usable).astype(np.int64).tolist()
-        self.types: list[int] = np.where(good, types, usable).astype(np.int64).tolist()
+        self._mmsi = np.where(good, mmsi, usable).astype(np.int64)
+        self._types = np.where(good, types, usable).astype(np.int64)
+        self.mmsis: list[int] = self._mmsi.tolist()
+        self.types: list[int] = self._types.tolist()
         unknown = np.isnan(heading) | (heading >= 511) | ~good
         self.heading = np.where(unknown, MISSING, heading).astype(np.int64)
         self.times = times
@@ -544,8 +548,8 @@ class _Columns:
         times = self.times
         micros = [(times[i] - _EPOCH) // _ONE_US for i in rows]  # type: ignore[operator]
         return PositionBatch(
-            np.array(micros, np.int64), np.array(self.mmsis, np.int64)[pick],
-            np.array(self.types, np.int64)[pick].astype(np.int32), self.lat[pick], self.lon[pick],
+            np.array(micros, np.int64), self._mmsi[pick],
+            self._types[pick].astype(np.int32), self.lat[pick], self.lon[pick],
             self.speed[pick], self.course[pick], self.heading[pick].astype(np.int32),
             self.status[pick].astype(np.int32), self.turn[pick], np.full(n, -1, np.int8),
             np.full(n, MISSING, np.int32), [None] * n, np.array(self.crcs, np.int64)[pick],

@@ -87,7 +87,6 @@ _LAYOUT_27: Final = {
     "mmsi": (8, 30), "accuracy": (38, 1), "status": (40, 4), "lon": (44, 18), "lat": (62, 17),
     "speed": (79, 6), "course": (85, 9),
 }  # fmt: skip
-_NONE: Final = MISSING
 
 
 def _words(payloads: list[bytes]) -> list[Ints]:
@@ -139,7 +138,7 @@ def _degrees(raw: Ints, width: int, scale: int) -> Floats:
 
 
 def _where_below(values: Ints, limit: int) -> Ints:
-    return np.where(values < limit, values, _NONE)
+    return np.where(values < limit, values, MISSING)
 
 
 def positions(
@@ -162,7 +161,7 @@ def positions(
     is_1 = ~(is_18 | is_27)
     mmsi = np.empty(n, np.int64)
     lat, lon, speed, course, turn = (np.full(n, np.nan) for _ in range(5))
-    heading, status, second = (np.full(n, _NONE, np.int64) for _ in range(3))
+    heading, status, second = (np.full(n, MISSING, np.int64) for _ in range(3))
     accuracy = np.full(n, -1, np.int64)
     for rows, layout in ((is_1, _LAYOUT_1), (is_18, _LAYOUT_18), (is_27, _LAYOUT_27)):
         if not rows.any():
